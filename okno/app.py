@@ -1,0 +1,159 @@
+"""create_app(settings) -> FastAPI: wires storage, the bus, the hub, workers and routers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from okno import health
+from okno.bus.factory import make_bus
+from okno.channels.widget import api as widget_api
+from okno.conversations import api as conversations_api
+from okno.db import migrate
+from okno.db.session import Database
+from okno.events import api as events_api
+from okno.events.hub import Hub
+from okno.http import AppState, BodyLimitMiddleware, install_error_handlers
+from okno.jobs.registry import default_registry
+from okno.jobs.worker import Worker
+from okno.observability import Metrics, RequestMetricsMiddleware, configure_logging
+from okno.operators import api as operators_api
+from okno.settings import Settings
+from okno.web import pages
+
+log = structlog.get_logger("okno.app")
+PUBLIC_PREFIXES = ("/api/v1/widget/", "/api/v1/attachments/", "/widget.js")
+
+
+class PublicCORS:
+    """CORS for what the widget calls from a bank's site; staff endpoints get none."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PUBLIC_PREFIXES):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                for k, v in (
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                ):
+                    if k not in names:
+                        headers.append((k, v))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the okno application.
+
+    ``settings`` decide the database (SQLite file or PostgreSQL), the bus (in-process or
+    Redis), whether migrations run at start-up and whether this process also runs the job
+    worker. Nothing connects until the app starts (lifespan).
+    """
+    configure_logging(settings)
+    metrics = Metrics()
+    db = Database(settings)
+    bus = make_bus(settings)
+    hub = Hub()
+    state = AppState(
+        settings=settings,
+        db=db,
+        bus=bus,
+        hub=hub,
+        metrics=metrics,
+        signing_key=settings.signing_key(),
+    )
+
+    async def publish(events: list[dict[str, Any]]) -> None:
+        metrics.events.inc(len(events))
+        await bus.publish(events)
+
+    db.publish = publish
+    bus.subscribe(hub.dispatch)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await migrate.upgrade(settings)
+        await bus.start()
+        stop = asyncio.Event()
+        worker_task = None
+        if settings.worker_in_process:
+            worker = Worker(db, settings, default_registry())
+            state.worker = worker
+            worker_task = asyncio.create_task(worker.run_forever(stop))
+        log.info(
+            "app.started",
+            database=db.dialect,
+            bus=type(bus).__name__,
+            worker=settings.worker_in_process,
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker_task:
+                with suppress(Exception):
+                    await asyncio.wait_for(worker_task, timeout=10)
+            await bus.stop()
+            await db.dispose()
+            log.info("app.stopped")
+
+    app = FastAPI(
+        title="okno",
+        version="0.1.0",
+        description="On-premise omnichannel customer communication for banks.",
+        lifespan=lifespan,
+    )
+    app.state.okno = state
+    install_error_handlers(app)
+    for router in (
+        operators_api.router,
+        conversations_api.router,
+        events_api.router,
+        widget_api.router,
+        health.router,
+        pages.router,
+    ):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(pages.STATIC)), name="static")
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_attachment_bytes + 256 * 1024)
+    app.add_middleware(PublicCORS)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,95 @@
+"""Configured channels: add, find, and the public settings of a widget."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.channels.models import CHANNEL_KINDS, Channel
+from okno.errors import BadRequest, Conflict, NotFound
+
+KEY_RE = re.compile(r"^[A-Za-z0-9_-]{3,100}$")
+DEFAULT_WIDGET_CONFIG: dict[str, Any] = {
+    "greeting": "Здравствуйте! Напишите ваш вопрос — мы ответим в этом окне.",
+    "info_message": "",
+    "color": "#1f6feb",
+    "allowed_origins": [],
+}
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+async def add_widget(
+    session: AsyncSession, *, key: str, name: str | None = None, **config: Any
+) -> Channel:
+    """Create a widget channel with a public key; Conflict if the key is taken."""
+    if not KEY_RE.match(key):
+        raise BadRequest(
+            "widget key must be 3-100 letters, digits, '-' or '_'", code="invalid_widget_key"
+        )
+    if await session.scalar(select(Channel.id).where(Channel.key == key)):
+        raise Conflict(f"widget key {key!r} is taken", code="widget_key_taken")
+    merged = {**DEFAULT_WIDGET_CONFIG, **{k: v for k, v in config.items() if v is not None}}
+    validate_widget_config(merged)
+    channel = Channel(kind="widget", name=name or key, key=key, config=merged)
+    session.add(channel)
+    await session.flush()
+    return channel
+
+
+def validate_widget_config(config: dict[str, Any]) -> None:
+    if not COLOR_RE.match(str(config.get("color", ""))):
+        raise BadRequest("color must look like #1f6feb", code="invalid_color")
+    for field in ("greeting", "info_message"):
+        if len(str(config.get(field, ""))) > 1000:
+            raise BadRequest(f"{field} is longer than 1000 characters", code="text_too_long")
+    origins = config.get("allowed_origins", [])
+    if not isinstance(origins, list) or not all(
+        isinstance(o, str) and o.startswith(("http://", "https://")) for o in origins
+    ):
+        raise BadRequest(
+            "allowed_origins must be a list like ['https://bank.example']", code="invalid_origin"
+        )
+
+
+async def get_widget(session: AsyncSession, *, key: str) -> Channel:
+    """The active widget with this key; NotFound (``unknown_widget_key``) otherwise."""
+    channel = await session.scalar(
+        select(Channel).where(Channel.key == key, Channel.kind == "widget")
+    )
+    if channel is None or not channel.is_active:
+        raise NotFound("no widget has this key", code="unknown_widget_key")
+    return channel
+
+
+async def get_channel(session: AsyncSession, channel_id: int) -> Channel | None:
+    return await session.get(Channel, channel_id)
+
+
+async def list_channels(session: AsyncSession) -> list[Channel]:
+    return list((await session.scalars(select(Channel).order_by(Channel.id))).all())
+
+
+def widget_public_config(channel: Channel) -> dict[str, Any]:
+    """What a customer's browser may know about the widget (no origins, no secrets)."""
+    cfg = {**DEFAULT_WIDGET_CONFIG, **(channel.config or {})}
+    return {
+        "name": channel.name,
+        "greeting": cfg["greeting"],
+        "info_message": cfg["info_message"],
+        "color": cfg["color"],
+    }
+
+
+def origin_allowed(channel: Channel, origin: str | None) -> bool:
+    """Whether a browser page at ``origin`` may use this widget (empty list: any site)."""
+    allowed = (channel.config or {}).get("allowed_origins") or []
+    if not allowed or origin is None:
+        return True
+    return origin.rstrip("/") in {o.rstrip("/") for o in allowed}
+
+
+def kind_is_known(kind: str) -> bool:
+    return kind in CHANNEL_KINDS

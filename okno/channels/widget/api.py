@@ -1,0 +1,214 @@
+"""The web widget's public endpoints (customer side; CORS-open, token-scoped)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile, WebSocket
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.channels import service as channels
+from okno.channels.models import Channel
+from okno.channels.widget import service
+from okno.channels.widget.schemas import (
+    Rated,
+    SessionRequest,
+    SessionResponse,
+    WidgetConfig,
+    WidgetMessage,
+)
+from okno.conversations import inbound
+from okno.conversations import service as conversations
+from okno.conversations.attachments import store
+from okno.conversations.messaging import ATTACHMENT_URL, clean_text
+from okno.conversations.models import Conversation, Message
+from okno.conversations.posting import post_and_shape
+from okno.conversations.schemas import MessagePosted, MessagesOut, RatingRequest
+from okno.conversations.views import messages_out
+from okno.errors import OknoError
+from okno.events import stream
+from okno.events.service import last_seq
+from okno.events.visibility import CustomerViewer
+from okno.http import State, bearer_token, write, ws_state
+
+router = APIRouter(prefix="/api/v1/widget", tags=["widget"])
+
+
+def _session(request: Request, state: State) -> service.WidgetSession:
+    return service.verify_session(state.signing_key, bearer_token(request))
+
+
+@router.get("/config", response_model=WidgetConfig)
+async def config(
+    key: Annotated[str, Query(min_length=1, max_length=100)], state: State
+) -> WidgetConfig:
+    """What the widget shows before a session exists (name, greeting, info, colour)."""
+    async with state.db.read() as session:
+        channel = await channels.get_widget(session, key=key)
+    return WidgetConfig(**channels.widget_public_config(channel))
+
+
+@router.post("/sessions", response_model=SessionResponse)
+async def create_session(body: SessionRequest, request: Request, state: State) -> SessionResponse:
+    """Start or resume a visitor's session for the widget with this key."""
+    visitor = body.visitor or None
+    name = (visitor.name or "").strip() if visitor else ""
+
+    async def run(session: AsyncSession) -> tuple[str, service.WidgetSession, Channel, int | None]:
+        return await service.start_session(
+            session,
+            widget_key=body.widget_key,
+            visitor_id=visitor.id if visitor else None,
+            visitor_name=name,
+            origin=request.headers.get("origin"),
+            signing_key=state.signing_key,
+            ttl_days=state.settings.widget_session_days,
+        )
+
+    token, ws, channel, current = await write(state, run)
+    return SessionResponse(
+        session_token=token,
+        conversation_id=current,
+        visitor_id=ws.visitor_id,
+        widget=WidgetConfig(**channels.widget_public_config(channel)),
+    )
+
+
+def _posted(posted: MessagePosted) -> JSONResponse:
+    return JSONResponse(
+        posted.model_dump(mode="json"), status_code=200 if posted.duplicate else 201
+    )
+
+
+@router.post(
+    "/messages",
+    response_model=MessagePosted,
+    status_code=201,
+    responses={200: {"model": MessagePosted, "description": "Already stored (a retry)."}},
+)
+async def send_message(body: WidgetMessage, request: Request, state: State) -> JSONResponse:
+    """Send the customer's message; a retry with the same client_msg_id stores nothing new."""
+    ws = _session(request, state)
+    text = clean_text(body.text, max_chars=state.settings.max_text_chars)
+
+    async def action(session: AsyncSession) -> tuple[Message, bool]:
+        channel = await service.channel_of(session, ws)
+        return await inbound.receive(
+            session,
+            inbound.Inbound(
+                channel=channel,
+                external_customer_id=ws.visitor_id,
+                text=text,
+                client_msg_id=body.client_msg_id,
+            ),
+        )
+
+    posted, _ = await post_and_shape(state, action)
+    if not posted.duplicate:
+        state.metrics.messages_in.labels("widget").inc()
+    return _posted(posted)
+
+
+@router.post("/attachments", response_model=MessagePosted, status_code=201)
+async def send_attachment(
+    request: Request,
+    state: State,
+    file: Annotated[UploadFile, File()],
+    client_msg_id: Annotated[str, Form(min_length=1, max_length=100)],
+    text: Annotated[str, Form()] = "",
+) -> JSONResponse:
+    """Send an image or a PDF (checked by content, size-limited), with optional text."""
+    ws = _session(request, state)
+    caption = clean_text(text, max_chars=state.settings.max_text_chars, allow_empty=True)
+    data = await file.read(state.settings.max_attachment_bytes + 1)
+    stored = store(
+        data,
+        file.filename or "",
+        data_dir=state.settings.data_dir,
+        max_bytes=state.settings.max_attachment_bytes,
+    )
+
+    async def action(session: AsyncSession) -> tuple[Message, bool]:
+        channel = await service.channel_of(session, ws)
+        return await inbound.receive(
+            session,
+            inbound.Inbound(
+                channel=channel,
+                external_customer_id=ws.visitor_id,
+                text=caption,
+                client_msg_id=client_msg_id,
+                files=[stored],
+            ),
+        )
+
+    posted, _ = await post_and_shape(state, action)
+    if not posted.duplicate:
+        state.metrics.messages_in.labels("widget").inc()
+    return _posted(posted)
+
+
+@router.get("/messages", response_model=MessagesOut)
+async def history(
+    request: Request,
+    state: State,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> MessagesOut:
+    """The visitor's messages in this widget across all their dialogs, oldest first."""
+    ws = _session(request, state)
+    async with state.db.read() as session:
+        covered = await last_seq(session)  # first: all up to it is committed
+        ids = await conversations.customer_conversation_ids(
+            session, customer_id=ws.customer_id, channel_id=ws.channel_id
+        )
+        rows = await conversations.list_messages(
+            session,
+            conversation_ids=ids,
+            after_seq=after_seq,
+            limit=limit,
+            include_internal=False,
+        )
+        shaped = await messages_out(session, rows, url_prefix=ATTACHMENT_URL)
+    newest = (rows[-1].seq or 0) if len(rows) == limit else max(covered, after_seq)
+    return MessagesOut(messages=shaped, last_seq=newest)
+
+
+@router.post("/rating", response_model=Rated)
+async def rate(body: RatingRequest, request: Request, state: State) -> Rated:
+    """Rate a closed dialog 1-5 (once)."""
+    ws = _session(request, state)
+
+    async def run(session: AsyncSession) -> Conversation:
+        return await inbound.rate(
+            session,
+            customer_id=ws.customer_id,
+            channel_id=ws.channel_id,
+            conversation_id=body.conversation_id,
+            score=body.score,
+            comment=body.comment,
+        )
+
+    conversation = await write(state, run)
+    return Rated(conversation_id=conversation.id, rating=conversation.rating or body.score)
+
+
+@router.websocket("/ws")
+async def widget_socket(
+    websocket: WebSocket, token: str = "", after_seq: int | None = None
+) -> None:
+    """Live events of this visitor: new messages, dialog assigned/closed."""
+    state = ws_state(websocket)
+    await websocket.accept()
+    try:
+        ws = service.verify_session(state.signing_key, token)
+    except OknoError as exc:
+        await stream.send_error(websocket, exc.code, exc.message, 4401)
+        return
+    await stream.serve(
+        websocket,
+        state,
+        CustomerViewer(customer_id=ws.customer_id),
+        after_seq=after_seq,
+        kind="widget",
+    )

@@ -1,0 +1,44 @@
+"""Widget channel shapes (the public contract in DESIGN.md)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Visitor(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str | None = Field(default=None, max_length=100)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class SessionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    widget_key: str = Field(min_length=1, max_length=100)
+    visitor: Visitor | None = None
+
+
+class WidgetConfig(BaseModel):
+    name: str
+    greeting: str
+    info_message: str
+    color: str
+
+
+class SessionResponse(BaseModel):
+    session_token: str
+    conversation_id: int | None = Field(
+        description="The visitor's unfinished dialog; null until the first message."
+    )
+    visitor_id: str = Field(description="Keep it: a new session with it resumes the history.")
+    widget: WidgetConfig
+
+
+class WidgetMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client_msg_id: str = Field(min_length=1, max_length=100)
+    text: str = Field(min_length=1)
+
+
+class Rated(BaseModel):
+    conversation_id: int
+    rating: int

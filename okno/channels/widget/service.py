@@ -1,0 +1,95 @@
+"""The web widget channel: visitor sessions and their tokens.
+
+A visitor id is a random secret the widget keeps in the browser's localStorage; presenting
+it again (after the session token expired) returns the same customer and their history.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.channels import service as channels
+from okno.channels.models import Channel
+from okno.conversations import service as conversations
+from okno.customers.service import get_or_create_identity
+from okno.errors import BadRequest, Forbidden, Unauthorized
+from okno.security import tokens
+
+
+@dataclass(frozen=True)
+class WidgetSession:
+    customer_id: int
+    channel_id: int
+    visitor_id: str
+
+
+def new_visitor_id() -> str:
+    return "v_" + secrets.token_urlsafe(24)
+
+
+def check_visitor_id(visitor_id: str) -> str:
+    if (
+        not (8 <= len(visitor_id) <= 100)
+        or not visitor_id.replace("_", "").replace("-", "").isalnum()
+    ):
+        raise BadRequest(
+            "visitor.id must be 8-100 letters, digits, '-' or '_'", code="invalid_visitor_id"
+        )
+    return visitor_id
+
+
+async def start_session(
+    session: AsyncSession,
+    *,
+    widget_key: str,
+    visitor_id: str | None,
+    visitor_name: str,
+    origin: str | None,
+    signing_key: str,
+    ttl_days: int,
+) -> tuple[str, WidgetSession, Channel, int | None]:
+    """Open (or resume) a visitor's session: (token, session, channel, open dialog id)."""
+    channel = await channels.get_widget(session, key=widget_key)
+    if not channels.origin_allowed(channel, origin):
+        raise Forbidden("this site may not use the widget", code="origin_not_allowed")
+    visitor = check_visitor_id(visitor_id) if visitor_id else new_visitor_id()
+    identity = await get_or_create_identity(
+        session, channel_id=channel.id, external_id=visitor, display_name=visitor_name
+    )
+    ws = WidgetSession(customer_id=identity.customer_id, channel_id=channel.id, visitor_id=visitor)
+    token = tokens.issue(
+        signing_key,
+        typ=tokens.WIDGET,
+        subject=str(identity.customer_id),
+        ttl=timedelta(days=ttl_days),
+        ch=channel.id,
+        vid=visitor,
+    )
+    current = await conversations.open_conversation_of(
+        session, customer_id=identity.customer_id, channel_id=channel.id
+    )
+    return token, ws, channel, current.id if current else None
+
+
+def verify_session(signing_key: str, token: str) -> WidgetSession:
+    """The session a widget token stands for; Unauthorized when expired or forged."""
+    claims = tokens.verify(signing_key, token, typ=tokens.WIDGET)
+    try:
+        return WidgetSession(
+            customer_id=int(claims["sub"]),
+            channel_id=int(claims["ch"]),
+            visitor_id=str(claims["vid"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise Unauthorized("the token is not valid", code="token_invalid") from None
+
+
+async def channel_of(session: AsyncSession, ws: WidgetSession) -> Channel:
+    channel = await channels.get_channel(session, ws.channel_id)
+    if channel is None or not channel.is_active:
+        raise Unauthorized("this widget was switched off", code="widget_disabled")
+    return channel

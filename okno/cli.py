@@ -1,0 +1,298 @@
+"""The ``okno`` command: serve, worker, migrate, users, channels, demo.
+
+Every command exits non-zero with a one-line message on bad input; ``--json`` prints data
+for scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.errors import OknoError
+from okno.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+DEMO_STAFF = [
+    # login, password, role, team, name
+    ("operator", "operator123", "operator", "Поддержка", "Анна Смирнова"),
+    ("operator2", "operator123", "operator", "Поддержка", "Игорь Петров"),
+    ("supervisor", "supervisor123", "supervisor", None, "Ольга Кузнецова"),
+    ("admin", "admin12345", "admin", None, "Администратор"),
+]
+DEMO_WIDGET_KEY = "demo"
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        raise click.ClickException(f"bad setting: {exc}") from None
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    if isinstance(exc, OknoError):
+        return click.ClickException(exc.message)
+    return click.ClickException(f"{type(exc).__name__}: {exc}")
+
+
+async def _in_transaction(settings: Settings, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from okno.db import migrate
+    from okno.db.session import Database
+
+    await migrate.upgrade(settings)
+    db = Database(settings)
+    try:
+        async with db.transaction() as session:
+            return await fn(session)
+    finally:
+        await db.dispose()
+
+
+def _run(coro: Awaitable[T]) -> T:
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except OknoError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach the database: {exc}") from None
+
+
+@click.group()
+@click.version_option(package_name="okno")
+def main() -> None:
+    """okno: one window for every customer conversation.
+
+    Settings come from OKNO_* environment variables (see docs/configuration.md).
+    """
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (OKNO_HOST).")
+@click.option("--port", type=int, default=None, help="Port to listen on (OKNO_PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the web server (API, WebSockets, pages; and the job worker unless disabled)."""
+    settings = _settings(host=host, port=port)
+    _serve(settings)
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from okno.app import create_app
+
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_level="warning",
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
+        ws_max_size=1 << 20,
+    )
+
+
+@main.command()
+def worker() -> None:
+    """Run a job worker (several may run; on PostgreSQL they share the queue safely)."""
+    settings = _settings()
+
+    async def run() -> None:
+        from okno.bus.factory import make_bus
+        from okno.db import migrate
+        from okno.db.session import Database
+        from okno.jobs.registry import default_registry
+        from okno.jobs.worker import Worker
+        from okno.observability import configure_logging
+
+        configure_logging(settings)
+        if settings.auto_migrate:
+            await migrate.upgrade(settings)
+        db = Database(settings)
+        bus = make_bus(settings)
+        await bus.start()
+        db.publish = bus.publish
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await Worker(db, settings, default_registry()).run_forever(stop)
+        finally:
+            await bus.stop()
+            await db.dispose()
+
+    _run(run())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def migrate(as_json: bool) -> None:
+    """Create or upgrade the database schema (safe to run from several hosts at once)."""
+    from okno.db import migrate as m
+
+    settings = _settings()
+    _run(m.upgrade(settings))
+    revision = _run(m.current_revision(settings))
+    if as_json:
+        click.echo(json.dumps({"revision": revision}))
+    else:
+        click.echo(f"database is at revision {revision}")
+
+
+@main.group()
+def users() -> None:
+    """Manage staff accounts."""
+
+
+@users.command("create")
+@click.option("--login", required=True)
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--role", required=True, type=click.Choice(["operator", "supervisor", "admin"]))
+@click.option("--team", default=None, help="Team name; created if new.")
+@click.option("--name", "display_name", default=None, help="Name shown to customers.")
+@click.option("--capacity", type=click.IntRange(1, 100), default=5, help="Dialogs at once.")
+@click.option("--json", "as_json", is_flag=True)
+def users_create(
+    login: str,
+    password: str,
+    role: str,
+    team: str | None,
+    display_name: str | None,
+    capacity: int,
+    as_json: bool,
+) -> None:
+    """Create a staff user."""
+    from okno.operators import service
+
+    settings = _settings()
+
+    async def fn(session: AsyncSession) -> dict[str, Any]:
+        user = await service.create_user(
+            session,
+            login=login,
+            password=password,
+            role=role,
+            team=team,
+            display_name=display_name,
+            capacity=capacity,
+        )
+        return {"id": user.id, "login": user.login, "role": user.role, "team_id": user.team_id}
+
+    result = _run(_in_transaction(settings, fn))
+    click.echo(json.dumps(result) if as_json else f"created {role} {login} (id {result['id']})")
+
+
+@main.group()
+def channels() -> None:
+    """Manage channels (entry points customers write through)."""
+
+
+@channels.command("add")
+@click.argument("kind", type=click.Choice(["widget"]))
+@click.option("--key", required=True, help="Public widget key used in the <script> tag.")
+@click.option("--name", default=None, help="Name customers see in the widget header.")
+@click.option("--greeting", default=None)
+@click.option("--color", default=None, help="Main colour, e.g. #1f6feb.")
+@click.option("--origin", "origins", multiple=True, help="Allowed site origin (repeatable).")
+@click.option("--json", "as_json", is_flag=True)
+def channels_add(
+    kind: str,
+    key: str,
+    name: str | None,
+    greeting: str | None,
+    color: str | None,
+    origins: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Add a channel. Messenger kinds arrive with their own issue."""
+    from okno.channels import service
+
+    settings = _settings()
+
+    async def fn(session: AsyncSession) -> dict[str, Any]:
+        channel = await service.add_widget(
+            session,
+            key=key,
+            name=name,
+            greeting=greeting,
+            color=color,
+            allowed_origins=list(origins) or None,
+        )
+        return {"id": channel.id, "kind": channel.kind, "key": channel.key, "name": channel.name}
+
+    result = _run(_in_transaction(settings, fn))
+    snippet = f'<script src="{{OKNO_URL}}/widget.js" data-widget-key="{key}" async></script>'
+    if as_json:
+        click.echo(json.dumps({**result, "snippet": snippet}))
+    else:
+        click.echo(f"added widget {key} (id {result['id']}); put on the site:\n  {snippet}")
+
+
+async def seed_demo(session: AsyncSession) -> list[tuple[str, str, str]]:
+    """Demo staff and the demo widget; existing ones are kept. Returns staff created."""
+    from sqlalchemy import select
+
+    from okno.channels import service as channels_service
+    from okno.channels.models import Channel
+    from okno.operators import service as operators
+    from okno.operators.models import User
+
+    created = []
+    for login, password, role, team, name in DEMO_STAFF:
+        if await session.scalar(select(User.id).where(User.login == login)) is None:
+            await operators.create_user(
+                session,
+                login=login,
+                password=password,
+                role=role,
+                team=team,
+                display_name=name,
+            )
+            created.append((login, password, role))
+    if await session.scalar(select(Channel.id).where(Channel.key == DEMO_WIDGET_KEY)) is None:
+        await channels_service.add_widget(
+            session,
+            key=DEMO_WIDGET_KEY,
+            name="Банк Пример — чат",
+            info_message="",
+        )
+    return created
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on.")
+@click.option("--port", type=int, default=None, help="Port to listen on.")
+def demo(host: str | None, port: int | None) -> None:
+    """Migrate, add demo staff and a demo widget, print where to look, and serve."""
+    settings = _settings(host=host, port=port)
+    _run(_in_transaction(settings, seed_demo))
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    lines = [
+        "okno demo is starting",
+        f"  customer (bank page with the widget): {base}/demo",
+        f"  operator page:                        {base}/",
+        f"  API documentation:                    {base}/docs",
+        "  staff accounts (login / password):",
+    ]
+    lines += [f"    {login} / {password}  ({role})" for login, password, role, _, _ in DEMO_STAFF]
+    lines.append(f"  data directory: {settings.data_dir.resolve()}")
+    click.echo("\n".join(lines))
+    sys.stdout.flush()
+    _serve(settings)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

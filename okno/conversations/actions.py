@@ -1,0 +1,173 @@
+"""What staff do to a conversation: reply, take, transfer, close, reopen.
+
+Every action locks the dialog row first (PostgreSQL), checks the team rule, changes it and
+records its event, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.conversations import service
+from okno.conversations.attachments import StoredFile
+from okno.conversations.messaging import add_message, record_conversation_event
+from okno.conversations.models import Conversation, Message
+from okno.db.base import utcnow
+from okno.errors import BadRequest, Conflict, Forbidden, NotFound
+from okno.operators import service as operators
+from okno.operators.models import User
+
+SUPERVISING = ("supervisor", "admin")
+
+
+async def post_message(
+    session: AsyncSession,
+    *,
+    conversation_id: int,
+    actor: User,
+    text: str,
+    client_msg_id: str,
+    internal: bool = False,
+    files: list[StoredFile] | None = None,
+) -> tuple[Message, bool]:
+    """Send a reply (or an internal note) as ``actor``; returns (message, created).
+
+    Replying to a waiting dialog takes it. Only the assignee replies to an assigned dialog;
+    supervisors may add internal notes (whispers) to any dialog they can see.
+    """
+    key = f"u:{actor.id}:{client_msg_id}"
+    earlier = await service.find_by_dedup_key(session, key)
+    if earlier is not None:
+        return earlier, False
+    conversation = await service.access_conversation(session, conversation_id, actor, lock=True)
+    if conversation.status == "closed" and not internal:
+        raise Conflict("the dialog is closed", code="conversation_closed")
+    if not internal:
+        if conversation.assignee_id is None:
+            await _assign(session, conversation, actor, reason="reply")
+        elif conversation.assignee_id != actor.id:
+            raise Forbidden(
+                "another operator is serving this dialog; transfer it first",
+                code="not_assignee",
+            )
+        if conversation.first_response_at is None:
+            conversation.first_response_at = utcnow()
+    message = await add_message(
+        session,
+        conversation,
+        author_kind="operator",
+        author_user_id=actor.id,
+        text=text,
+        internal=internal,
+        client_msg_id=client_msg_id,
+        dedup_key=key,
+        files=files,
+    )
+    return message, True
+
+
+async def _assign(
+    session: AsyncSession, conversation: Conversation, user: User, *, reason: str
+) -> None:
+    conversation.assignee_id = user.id
+    conversation.status = "assigned"
+    if user.team_id is not None:
+        conversation.team_id = user.team_id
+    await record_conversation_event(
+        session, conversation, "conversation.assigned", customer_visible=True, reason=reason
+    )
+
+
+async def assign(
+    session: AsyncSession, *, conversation_id: int, actor: User, user_id: int | None
+) -> Conversation:
+    """Give a waiting dialog to ``user_id`` (default: the actor takes it)."""
+    conversation = await service.access_conversation(session, conversation_id, actor, lock=True)
+    if conversation.status == "closed":
+        raise Conflict("the dialog is closed", code="conversation_closed")
+    target = actor if user_id is None or user_id == actor.id else None
+    if target is None:
+        if actor.role not in SUPERVISING:
+            raise Forbidden("only supervisors assign dialogs to others", code="forbidden_role")
+        target = await operators.get_user_or_raise(session, user_id or 0)
+    if conversation.assignee_id == target.id:
+        return conversation
+    if conversation.assignee_id is not None and actor.role not in SUPERVISING:
+        raise Conflict("another operator already took this dialog", code="already_assigned")
+    await _assign(session, conversation, target, reason="manual" if user_id else "take")
+    return conversation
+
+
+async def transfer(
+    session: AsyncSession,
+    *,
+    conversation_id: int,
+    actor: User,
+    to_user_id: int | None,
+    to_team_id: int | None,
+    comment: str | None,
+) -> Conversation:
+    """Hand the dialog to another operator or back to a team's queue, with a comment."""
+    conversation = await service.access_conversation(session, conversation_id, actor, lock=True)
+    if conversation.status == "closed":
+        raise Conflict("the dialog is closed", code="conversation_closed")
+    if (
+        actor.role not in SUPERVISING
+        and conversation.assignee_id is not None
+        and conversation.assignee_id != actor.id
+    ):
+        raise Forbidden("only the assignee or a supervisor can transfer", code="not_assignee")
+    previous = conversation.assignee_id
+    if to_user_id is not None:
+        target = await operators.get_user_or_raise(session, to_user_id)
+        if target.id == previous:
+            raise BadRequest("the dialog is already with this operator", code="same_assignee")
+        conversation.assignee_id = target.id
+        conversation.status = "assigned"
+        conversation.team_id = target.team_id
+        target_name = target.display_name
+    else:
+        team = await operators.get_team(session, to_team_id or 0)
+        if team is None:
+            raise NotFound(f"team {to_team_id} does not exist", code="team_not_found")
+        conversation.assignee_id = None
+        conversation.status = "waiting"
+        conversation.team_id = team.id
+        target_name = f"команда «{team.name}»"
+    note = f"{actor.display_name} передал(а) диалог: {target_name}"
+    if comment and comment.strip():
+        note += f". Комментарий: {comment.strip()}"
+    await add_message(session, conversation, author_kind="system", text=note, internal=True)
+    await record_conversation_event(
+        session,
+        conversation,
+        "conversation.transferred",
+        customer_visible=False,
+        also_user_id=previous,
+        from_user_id=previous,
+    )
+    return conversation
+
+
+async def close(
+    session: AsyncSession, *, conversation_id: int, actor: User | None, resolution: str
+) -> Conversation:
+    """Close the dialog with a resolution; closing a closed dialog changes nothing."""
+    if actor is not None:
+        conversation = await service.access_conversation(session, conversation_id, actor, lock=True)
+        if actor.role not in SUPERVISING and conversation.assignee_id not in (None, actor.id):
+            raise Forbidden("only the assignee or a supervisor can close", code="not_assignee")
+    else:
+        found = await service.get_conversation(session, conversation_id)
+        if found is None:
+            raise NotFound(f"conversation {conversation_id} does not exist", code="not_found")
+        conversation = found
+    if conversation.status == "closed":
+        return conversation
+    conversation.status = "closed"
+    conversation.closed_at = utcnow()
+    conversation.resolution = resolution
+    await record_conversation_event(
+        session, conversation, "conversation.closed", customer_visible=True
+    )
+    return conversation

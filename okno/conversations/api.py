@@ -1,0 +1,256 @@
+"""Staff conversation handlers: list, open, reply, take, transfer, close; attachments."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.channels.widget import service as widget_service
+from okno.conversations import actions, service
+from okno.conversations.attachments import INLINE_TYPES, path_of, store
+from okno.conversations.messaging import ATTACHMENT_URL, clean_text
+from okno.conversations.posting import post_and_shape
+from okno.conversations.schemas import (
+    AssignRequest,
+    CloseRequest,
+    ConversationOut,
+    ConversationsOut,
+    MessagePosted,
+    MessagesOut,
+    SendMessage,
+    TransferRequest,
+)
+from okno.conversations.views import conversation_out, conversations_out, messages_out
+from okno.errors import Forbidden, NotFound, OknoError
+from okno.events.service import last_seq
+from okno.http import CurrentUser, State, bearer_token, write
+from okno.operators.service import user_from_token
+
+log = structlog.get_logger("okno.conversations")
+router = APIRouter(prefix="/api/v1", tags=["conversations"])
+
+
+@router.get("/conversations", response_model=ConversationsOut)
+async def list_conversations(
+    user: CurrentUser,
+    state: State,
+    status: str = "open",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before_id: int | None = None,
+) -> ConversationsOut:
+    """Dialogs you may see: status open (default), mine, waiting, assigned, closed or all."""
+    async with state.db.read() as session:
+        rows = await service.list_conversations(
+            session, user=user, status=status, limit=limit, before_id=before_id
+        )
+        return ConversationsOut(conversations=await conversations_out(session, rows))
+
+
+async def _access(state: State, conversation_id: int, user: CurrentUser) -> None:
+    async with state.db.read() as session:
+        try:
+            await service.access_conversation(session, conversation_id, user)
+        except Forbidden:
+            log.warning("access.denied", user_id=user.id, conversation_id=conversation_id)
+            raise
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationOut)
+async def get_conversation(
+    conversation_id: int, user: CurrentUser, state: State
+) -> ConversationOut:
+    await _access(state, conversation_id, user)
+    async with state.db.read() as session:
+        row = await service.access_conversation(session, conversation_id, user)
+        return await conversation_out(session, row)
+
+
+@router.get("/conversations/{conversation_id}/messages", response_model=MessagesOut)
+async def get_messages(
+    conversation_id: int,
+    user: CurrentUser,
+    state: State,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> MessagesOut:
+    """The dialog's messages (internal notes included) after ``after_seq``, oldest first."""
+    await _access(state, conversation_id, user)
+    async with state.db.read() as session:
+        covered = await last_seq(session)  # first: all up to it is committed
+        rows = await service.list_messages(
+            session,
+            conversation_ids=[conversation_id],
+            after_seq=after_seq,
+            limit=limit,
+            include_internal=True,
+        )
+        shaped = await messages_out(session, rows, url_prefix=ATTACHMENT_URL)
+    newest = (rows[-1].seq or 0) if len(rows) == limit else max(covered, after_seq)
+    return MessagesOut(messages=shaped, last_seq=newest)
+
+
+def _created(posted: MessagePosted) -> JSONResponse:
+    return JSONResponse(
+        posted.model_dump(mode="json"), status_code=200 if posted.duplicate else 201
+    )
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    response_model=MessagePosted,
+    status_code=201,
+    responses={200: {"model": MessagePosted, "description": "Already stored (a retry)."}},
+)
+async def post_message(
+    conversation_id: int, body: SendMessage, user: CurrentUser, state: State
+) -> JSONResponse:
+    """Reply to the customer, or add an internal note with ``internal: true``."""
+    text = clean_text(body.text, max_chars=state.settings.max_text_chars)
+    await _access(state, conversation_id, user)
+    posted, _ = await post_and_shape(
+        state,
+        lambda s: actions.post_message(
+            s,
+            conversation_id=conversation_id,
+            actor=user,
+            text=text,
+            client_msg_id=body.client_msg_id,
+            internal=body.internal,
+        ),
+    )
+    if not posted.duplicate and not body.internal:
+        state.metrics.messages_out.labels("staff").inc()
+    return _created(posted)
+
+
+@router.post(
+    "/conversations/{conversation_id}/attachments",
+    response_model=MessagePosted,
+    status_code=201,
+)
+async def post_attachment(
+    conversation_id: int,
+    user: CurrentUser,
+    state: State,
+    file: Annotated[UploadFile, File()],
+    client_msg_id: Annotated[str, Form(min_length=1, max_length=100)],
+    text: Annotated[str, Form()] = "",
+    internal: Annotated[bool, Form()] = False,
+) -> JSONResponse:
+    """Send an image or PDF (with optional text) to the customer."""
+    caption = clean_text(text, max_chars=state.settings.max_text_chars, allow_empty=True)
+    await _access(state, conversation_id, user)
+    data = await file.read(state.settings.max_attachment_bytes + 1)
+    stored = store(
+        data,
+        file.filename or "",
+        data_dir=state.settings.data_dir,
+        max_bytes=state.settings.max_attachment_bytes,
+    )
+    posted, _ = await post_and_shape(
+        state,
+        lambda s: actions.post_message(
+            s,
+            conversation_id=conversation_id,
+            actor=user,
+            text=caption,
+            client_msg_id=client_msg_id,
+            internal=internal,
+            files=[stored],
+        ),
+    )
+    return _created(posted)
+
+
+@router.post("/conversations/{conversation_id}/assign", response_model=ConversationOut)
+async def assign(
+    conversation_id: int, body: AssignRequest, user: CurrentUser, state: State
+) -> ConversationOut:
+    """Take a waiting dialog yourself, or (supervisors) give it to ``user_id``."""
+    await _access(state, conversation_id, user)
+
+    async def run(session: AsyncSession) -> ConversationOut:
+        row = await actions.assign(
+            session, conversation_id=conversation_id, actor=user, user_id=body.user_id
+        )
+        return await conversation_out(session, row)
+
+    return await write(state, run)
+
+
+@router.post("/conversations/{conversation_id}/transfer", response_model=ConversationOut)
+async def transfer(
+    conversation_id: int, body: TransferRequest, user: CurrentUser, state: State
+) -> ConversationOut:
+    """Hand the dialog to another operator or to a team's queue, with a comment."""
+    await _access(state, conversation_id, user)
+
+    async def run(session: AsyncSession) -> ConversationOut:
+        row = await actions.transfer(
+            session,
+            conversation_id=conversation_id,
+            actor=user,
+            to_user_id=body.to_user_id,
+            to_team_id=body.to_team_id,
+            comment=body.comment,
+        )
+        return await conversation_out(session, row)
+
+    return await write(state, run)
+
+
+@router.post("/conversations/{conversation_id}/close", response_model=ConversationOut)
+async def close(
+    conversation_id: int, user: CurrentUser, state: State, body: CloseRequest | None = None
+) -> ConversationOut:
+    """Close with a resolution (resolved, refused, callback, spam); a repeat is a no-op."""
+    await _access(state, conversation_id, user)
+    resolution = body.resolution if body else "resolved"
+
+    async def run(session: AsyncSession) -> ConversationOut:
+        row = await actions.close(
+            session, conversation_id=conversation_id, actor=user, resolution=resolution
+        )
+        return await conversation_out(session, row)
+
+    return await write(state, run)
+
+
+@router.get("/attachments/{attachment_id}", response_class=FileResponse)
+async def download(attachment_id: int, request: Request, state: State) -> FileResponse:
+    """Download an attachment with a staff token or the customer's widget session token."""
+    token = bearer_token(request)
+    async with state.db.read() as session:
+        attachment = await service.get_attachment(session, attachment_id)
+        if attachment is None:
+            raise NotFound("no such attachment", code="not_found")
+        try:
+            user = await user_from_token(session, key=state.signing_key, token=token)
+        except OknoError:
+            customer = widget_service.verify_session(state.signing_key, token)
+            conversation = await service.get_conversation(session, attachment.conversation_id)
+            message = await session.get(service.Message, attachment.message_id)
+            if (
+                conversation is None
+                or conversation.customer_id != customer.customer_id
+                or message is None
+                or message.internal
+            ):
+                raise NotFound("no such attachment", code="not_found") from None
+        else:
+            await service.access_conversation(session, attachment.conversation_id, user)
+    path = path_of(state.settings.data_dir, attachment.storage_path)
+    if not path.exists():
+        raise NotFound("the file is missing from storage", code="file_missing")
+    disposition = "inline" if attachment.content_type in INLINE_TYPES else "attachment"
+    return FileResponse(
+        path,
+        media_type=attachment.content_type,
+        filename=attachment.filename,
+        content_disposition_type=disposition,
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
+    )

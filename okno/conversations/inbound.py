@@ -1,0 +1,117 @@
+"""What customers send, from any channel, normalised into one shape and stored once.
+
+A retried send (same client_msg_id, or the same external message id from a messenger)
+finds the stored message and returns it: the customer sees it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.channels.models import Channel
+from okno.conversations import service
+from okno.conversations.attachments import StoredFile
+from okno.conversations.messaging import add_message, record_conversation_event
+from okno.conversations.models import Conversation, Message
+from okno.customers.service import get_or_create_identity
+from okno.db.base import utcnow
+from okno.errors import BadRequest, Conflict, NotFound
+
+
+@dataclass
+class Inbound:
+    """One customer message as every channel adapter hands it over."""
+
+    channel: Channel
+    external_customer_id: str
+    text: str = ""
+    customer_name: str = ""
+    client_msg_id: str | None = None
+    external_id: str | None = None
+    files: list[StoredFile] = field(default_factory=list)
+
+    @property
+    def dedup_key(self) -> str | None:
+        if self.external_id:
+            return f"x:{self.channel.id}:{self.external_id}"
+        if self.client_msg_id:
+            return f"c:{self.channel.id}:{self.external_customer_id}:{self.client_msg_id}"
+        return None
+
+
+async def receive(session: AsyncSession, inbound: Inbound) -> tuple[Message, bool]:
+    """Store the message (or find the earlier copy); returns (message, created).
+
+    Opens a new conversation when the customer has no unfinished one in this channel.
+    Racing first messages of one customer collide on unique indexes and the caller retries.
+    """
+    if not inbound.text and not inbound.files:
+        raise BadRequest("the message is empty", code="empty_message")
+    key = inbound.dedup_key
+    if key:
+        earlier = await service.find_by_dedup_key(session, key)
+        if earlier is not None:
+            return earlier, False
+    identity = await get_or_create_identity(
+        session,
+        channel_id=inbound.channel.id,
+        external_id=inbound.external_customer_id,
+        display_name=inbound.customer_name,
+    )
+    conversation = await service.open_conversation_of(
+        session, customer_id=identity.customer_id, channel_id=inbound.channel.id
+    )
+    if conversation is None:
+        conversation = Conversation(
+            customer_id=identity.customer_id,
+            channel_id=inbound.channel.id,
+            status="waiting",
+            created_at=utcnow(),
+        )
+        session.add(conversation)
+        await session.flush()
+        await record_conversation_event(
+            session, conversation, "conversation.created", customer_visible=False
+        )
+    message = await add_message(
+        session,
+        conversation,
+        author_kind="customer",
+        text=inbound.text,
+        client_msg_id=inbound.client_msg_id,
+        external_id=inbound.external_id,
+        dedup_key=key,
+        files=inbound.files,
+    )
+    return message, True
+
+
+async def rate(
+    session: AsyncSession,
+    *,
+    customer_id: int,
+    channel_id: int,
+    conversation_id: int,
+    score: int,
+    comment: str | None,
+) -> Conversation:
+    """Store the customer's 1-5 rating of a closed dialog (once)."""
+    conversation = await service.get_conversation(session, conversation_id)
+    if (
+        conversation is None
+        or conversation.customer_id != customer_id
+        or conversation.channel_id != channel_id
+    ):
+        raise NotFound(f"conversation {conversation_id} does not exist", code="not_found")
+    if conversation.status != "closed":
+        raise Conflict("a dialog can be rated after it is closed", code="not_closed")
+    if conversation.rating is not None:
+        raise Conflict("this dialog is already rated", code="already_rated")
+    conversation.rating = score
+    conversation.rating_comment = (comment or "").strip() or None
+    await record_conversation_event(
+        session, conversation, "conversation.rated", customer_visible=False
+    )
+    return conversation

@@ -1,0 +1,134 @@
+"""Storing a message and telling everyone who may see it: shared by inbound and staff paths."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.conversations.attachments import StoredFile
+from okno.conversations.models import Attachment, Conversation, Message
+from okno.conversations.views import conversation_out, messages_out
+from okno.db.base import utcnow
+from okno.errors import BadRequest, Unprocessable
+from okno.events.service import PendingEvent, record_event
+
+ATTACHMENT_URL = "/api/v1/attachments"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(text: str | None, *, max_chars: int, allow_empty: bool = False) -> str:
+    """Text as stored: control characters removed, ends trimmed, length-checked."""
+    text = _CONTROL.sub("", text or "").strip()
+    if not text and not allow_empty:
+        raise BadRequest("the message is empty", code="empty_message")
+    if len(text) > max_chars:
+        raise Unprocessable(
+            f"the message is longer than {max_chars} characters",
+            code="text_too_long",
+            max_chars=max_chars,
+            length=len(text),
+        )
+    return text
+
+
+def preview(text: str, files: list[StoredFile]) -> str:
+    if text:
+        return text[:200]
+    return f"📎 {files[0].filename}"[:200] if files else ""
+
+
+async def add_message(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    author_kind: str,
+    text: str,
+    author_user_id: int | None = None,
+    internal: bool = False,
+    client_msg_id: str | None = None,
+    external_id: str | None = None,
+    dedup_key: str | None = None,
+    files: list[StoredFile] | None = None,
+) -> Message:
+    """Insert a message with its attachments, update the dialog, record ``message.created``."""
+    files = files or []
+    now = utcnow()
+    message = Message(
+        conversation_id=conversation.id,
+        author_kind=author_kind,
+        author_user_id=author_user_id,
+        text=text,
+        internal=internal,
+        client_msg_id=client_msg_id,
+        external_id=external_id,
+        dedup_key=dedup_key,
+        created_at=now,
+    )
+    session.add(message)
+    await session.flush()
+    attachments = [
+        Attachment(
+            message_id=message.id,
+            conversation_id=conversation.id,
+            filename=f.filename,
+            content_type=f.content_type,
+            size=f.size,
+            sha256=f.sha256,
+            storage_path=f.storage_path,
+            created_at=now,
+        )
+        for f in files
+    ]
+    session.add_all(attachments)
+    if not internal:
+        conversation.last_message_at = now
+        conversation.last_author_kind = author_kind
+        conversation.last_message_preview = preview(text, files)
+    conversation.message_count = (conversation.message_count or 0) + 1
+    await session.flush()
+    (shaped,) = await messages_out(
+        session, [message], url_prefix=ATTACHMENT_URL, attachments=attachments
+    )
+    record_event(
+        session,
+        PendingEvent(
+            type="message.created",
+            conversation_id=conversation.id,
+            payload={"message": shaped.model_dump(mode="json")},
+            customer_id=conversation.customer_id,
+            customer_visible=not internal,
+            team_id=conversation.team_id,
+            assignee_id=conversation.assignee_id,
+            assignee_only=conversation.assignee_id is not None,
+            message=message,
+        ),
+    )
+    return message
+
+
+async def record_conversation_event(
+    session: AsyncSession,
+    conversation: Conversation,
+    event_type: str,
+    *,
+    customer_visible: bool,
+    also_user_id: int | None = None,
+    **extra: object,
+) -> None:
+    """Record a ``conversation.*`` event carrying the dialog's current shape."""
+    await session.flush()
+    shaped = await conversation_out(session, conversation)
+    record_event(
+        session,
+        PendingEvent(
+            type=event_type,
+            conversation_id=conversation.id,
+            payload={"conversation": shaped.model_dump(mode="json"), **extra},
+            customer_id=conversation.customer_id,
+            customer_visible=customer_visible,
+            team_id=conversation.team_id,
+            assignee_id=conversation.assignee_id,
+            also_user_id=also_user_id,
+        ),
+    )

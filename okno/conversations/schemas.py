@@ -1,0 +1,109 @@
+"""Conversation and message shapes for the staff API, the widget and event payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class AttachmentOut(BaseModel):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    url: str
+
+
+class MessageOut(BaseModel):
+    id: int
+    conversation_id: int
+    seq: int | None
+    author_kind: str
+    author_name: str
+    text: str
+    internal: bool
+    client_msg_id: str | None
+    created_at: datetime
+    attachments: list[AttachmentOut] = []
+
+
+class MessagePosted(BaseModel):
+    message: MessageOut
+    duplicate: bool = Field(description="True when this client_msg_id was stored before.")
+
+
+class MessagesOut(BaseModel):
+    messages: list[MessageOut]
+    last_seq: int
+
+
+class Ref(BaseModel):
+    id: int
+    name: str
+
+
+class ChannelRef(BaseModel):
+    id: int
+    kind: str
+    name: str
+
+
+class ConversationOut(BaseModel):
+    id: int
+    status: str
+    channel: ChannelRef
+    customer: Ref
+    assignee: Ref | None
+    team_id: int | None
+    topic: str | None
+    priority: int
+    resolution: str | None
+    rating: int | None
+    created_at: datetime
+    first_response_at: datetime | None
+    closed_at: datetime | None
+    last_message_at: datetime | None
+    last_message_preview: str
+
+
+class ConversationsOut(BaseModel):
+    conversations: list[ConversationOut]
+
+
+class SendMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client_msg_id: str = Field(min_length=1, max_length=100)
+    text: str = Field(min_length=1)
+    internal: bool = False
+
+
+class CloseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    resolution: Literal["resolved", "refused", "callback", "spam"] = "resolved"
+
+
+class AssignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: int | None = Field(default=None, description="Omit to take the dialog yourself.")
+
+
+class TransferRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to_user_id: int | None = None
+    to_team_id: int | None = None
+    comment: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TransferRequest:
+        if (self.to_user_id is None) == (self.to_team_id is None):
+            raise ValueError("give exactly one of to_user_id or to_team_id")
+        return self
+
+
+class RatingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conversation_id: int
+    score: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=2000)

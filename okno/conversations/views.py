@@ -1,0 +1,141 @@
+"""Turn rows into the public shapes, loading the names they mention in one query each."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.channels.models import Channel
+from okno.conversations.models import Attachment, Conversation, Message
+from okno.conversations.schemas import (
+    AttachmentOut,
+    ChannelRef,
+    ConversationOut,
+    MessageOut,
+    Ref,
+)
+from okno.conversations.service import attachments_of
+from okno.customers.models import Customer
+from okno.operators.models import User
+
+BOT_NAME = "Бот"
+SYSTEM_NAME = "okno"
+
+
+async def _names(session: AsyncSession, model: type, ids: Iterable[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    column = model.display_name  # type: ignore[attr-defined]
+    rows = await session.execute(select(model.id, column).where(model.id.in_(wanted)))  # type: ignore[attr-defined]
+    return {row[0]: row[1] for row in rows}
+
+
+def attachment_out(att: Attachment, url_prefix: str) -> AttachmentOut:
+    return AttachmentOut(
+        id=att.id,
+        filename=att.filename,
+        content_type=att.content_type,
+        size=att.size,
+        url=f"{url_prefix}/{att.id}",
+    )
+
+
+async def messages_out(
+    session: AsyncSession,
+    messages: list[Message],
+    *,
+    url_prefix: str,
+    attachments: list[Attachment] | None = None,
+    customer_names: dict[int, str] | None = None,
+) -> list[MessageOut]:
+    """Shape messages; ``url_prefix`` is where this audience downloads attachments."""
+    if not messages:
+        return []
+    users = await _names(session, User, (m.author_user_id for m in messages))
+    if customer_names is None:
+        conv_ids = {m.conversation_id for m in messages}
+        rows = await session.execute(
+            select(Conversation.id, Customer.display_name)
+            .join(Customer, Customer.id == Conversation.customer_id)
+            .where(Conversation.id.in_(conv_ids))
+        )
+        customer_names = {row[0]: row[1] for row in rows}
+    if attachments is None:
+        attachments = await attachments_of(session, [m.id for m in messages])
+    by_message: dict[int, list[Attachment]] = defaultdict(list)
+    for att in attachments:
+        by_message[att.message_id].append(att)
+    out = []
+    for m in messages:
+        if m.author_kind == "customer":
+            name = customer_names.get(m.conversation_id, "")
+        elif m.author_kind == "operator":
+            name = users.get(m.author_user_id or 0, "")
+        elif m.author_kind == "bot":
+            name = BOT_NAME
+        else:
+            name = SYSTEM_NAME
+        out.append(
+            MessageOut(
+                id=m.id,
+                conversation_id=m.conversation_id,
+                seq=m.seq,
+                author_kind=m.author_kind,
+                author_name=name,
+                text=m.text,
+                internal=m.internal,
+                client_msg_id=m.client_msg_id,
+                created_at=m.created_at,
+                attachments=[attachment_out(a, url_prefix) for a in by_message.get(m.id, [])],
+            )
+        )
+    return out
+
+
+async def conversations_out(
+    session: AsyncSession, conversations: list[Conversation]
+) -> list[ConversationOut]:
+    if not conversations:
+        return []
+    users = await _names(session, User, (c.assignee_id for c in conversations))
+    customers = await _names(session, Customer, (c.customer_id for c in conversations))
+    channel_ids = {c.channel_id for c in conversations}
+    channels = {
+        ch.id: ch
+        for ch in (await session.scalars(select(Channel).where(Channel.id.in_(channel_ids))))
+    }
+    out = []
+    for c in conversations:
+        ch = channels[c.channel_id]
+        out.append(
+            ConversationOut(
+                id=c.id,
+                status=c.status,
+                channel=ChannelRef(id=ch.id, kind=ch.kind, name=ch.name),
+                customer=Ref(id=c.customer_id, name=customers.get(c.customer_id, "")),
+                assignee=(
+                    Ref(id=c.assignee_id, name=users.get(c.assignee_id, ""))
+                    if c.assignee_id
+                    else None
+                ),
+                team_id=c.team_id,
+                topic=c.topic,
+                priority=c.priority,
+                resolution=c.resolution,
+                rating=c.rating,
+                created_at=c.created_at,
+                first_response_at=c.first_response_at,
+                closed_at=c.closed_at,
+                last_message_at=c.last_message_at,
+                last_message_preview=c.last_message_preview or "",
+            )
+        )
+    return out
+
+
+async def conversation_out(session: AsyncSession, conversation: Conversation) -> ConversationOut:
+    return (await conversations_out(session, [conversation]))[0]

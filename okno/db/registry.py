@@ -1,0 +1,19 @@
+"""Imports every domain's models so ``Base.metadata`` is complete (Alembic, tests)."""
+
+from okno.channels import models as channels_models
+from okno.conversations import models as conversations_models
+from okno.customers import models as customers_models
+from okno.db.base import Base
+from okno.events import models as events_models
+from okno.jobs import models as jobs_models
+from okno.operators import models as operators_models
+
+__all__ = [
+    "Base",
+    "channels_models",
+    "conversations_models",
+    "customers_models",
+    "events_models",
+    "jobs_models",
+    "operators_models",
+]

@@ -1,0 +1,61 @@
+"""The staff event stream (WebSocket) and its catch-up endpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, WebSocket
+from pydantic import BaseModel
+
+from okno.errors import OknoError
+from okno.events import stream
+from okno.events.hub import staff_viewer
+from okno.events.service import events_after, last_seq
+from okno.http import CurrentUser, State, ws_state
+from okno.operators.service import user_from_token
+
+router = APIRouter(prefix="/api/v1", tags=["events"])
+
+
+class EventOut(BaseModel):
+    seq: int
+    type: str
+    conversation_id: int | None
+    payload: dict[str, object]
+
+
+class EventsOut(BaseModel):
+    events: list[EventOut]
+    last_seq: int
+
+
+@router.get("/events", response_model=EventsOut)
+async def catch_up(
+    user: CurrentUser,
+    state: State,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> EventsOut:
+    """Events you may see after ``after_seq``; 410 ``events_pruned`` when too far behind."""
+    async with state.db.read() as session:
+        # Read the counter first: every event up to it is committed, so the query sees it.
+        covered = await last_seq(session)
+        events = await events_after(
+            session, viewer=staff_viewer(user), after_seq=after_seq, limit=limit
+        )
+    newest = events[-1]["seq"] if len(events) == limit else max(covered, after_seq)
+    return EventsOut(events=[EventOut(**e) for e in events], last_seq=newest)
+
+
+@router.websocket("/ws")
+async def staff_socket(websocket: WebSocket, token: str = "", after_seq: int | None = None) -> None:
+    """Live events for staff; pass ``after_seq`` to catch up first."""
+    state = ws_state(websocket)
+    await websocket.accept()
+    try:
+        async with state.db.read() as session:
+            user = await user_from_token(session, key=state.signing_key, token=token)
+    except OknoError as exc:
+        await stream.send_error(websocket, exc.code, exc.message, 4401)
+        return
+    await stream.serve(websocket, state, staff_viewer(user), after_seq=after_seq, kind="staff")

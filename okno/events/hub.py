@@ -1,0 +1,129 @@
+"""The local hub: which sockets of this process get which event.
+
+Connections are indexed (by user, team, customer) so one event touches only the sockets
+that may see it, not all 5,000 of them. Each connection has a bounded outbox drained by its
+own writer; a client too slow to keep up is disconnected and catches up on reconnect
+rather than making the server hold an unbounded backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from okno.events.service import envelope
+from okno.events.visibility import CustomerViewer, StaffViewer, Viewer, may_see
+
+log = structlog.get_logger(__name__)
+OUTBOX_LIMIT = 2000
+
+
+class Connection:
+    """One connected socket's view of the stream."""
+
+    def __init__(self, viewer: Viewer, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        self.viewer = viewer
+        self._send = send
+        self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
+        self.overflowed = False
+        # Events up to here were sent by the catch-up; live copies of them are skipped.
+        self.skip_through = 0
+
+    def offer(self, event: dict[str, Any]) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.outbox.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True  # drain() stops at its next step; the socket closes
+
+    async def drain(self) -> None:
+        """Send queued events until the connection closes or overflows."""
+        while True:
+            event = await self.outbox.get()
+            if event is None or self.overflowed:
+                return
+            if event["seq"] <= self.skip_through:
+                continue
+            await self._send(envelope(event))
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.by_user: dict[int, set[Connection]] = defaultdict(set)
+        self.operators_by_team: dict[int | None, set[Connection]] = defaultdict(set)
+        self.supervisors_by_team: dict[int, set[Connection]] = defaultdict(set)
+        self.see_all: set[Connection] = set()
+        self.by_customer: dict[int, set[Connection]] = defaultdict(set)
+        self.count_staff = 0
+        self.count_customers = 0
+
+    def add(self, conn: Connection) -> None:
+        v = conn.viewer
+        if isinstance(v, CustomerViewer):
+            self.by_customer[v.customer_id].add(conn)
+            self.count_customers += 1
+            return
+        self.count_staff += 1
+        self.by_user[v.user_id].add(conn)
+        if v.sees_everything:
+            self.see_all.add(conn)
+        elif v.role == "supervisor" and v.team_id is not None:
+            self.supervisors_by_team[v.team_id].add(conn)
+        else:
+            self.operators_by_team[v.team_id].add(conn)
+
+    def remove(self, conn: Connection) -> None:
+        v = conn.viewer
+        if isinstance(v, CustomerViewer):
+            if conn in self.by_customer.get(v.customer_id, ()):
+                self.by_customer[v.customer_id].discard(conn)
+                self.count_customers -= 1
+                if not self.by_customer[v.customer_id]:
+                    del self.by_customer[v.customer_id]
+            return
+        if conn not in self.by_user.get(v.user_id, ()):
+            return
+        self.count_staff -= 1
+        self.by_user[v.user_id].discard(conn)
+        if not self.by_user[v.user_id]:
+            del self.by_user[v.user_id]
+        self.see_all.discard(conn)
+        if v.team_id is not None:
+            self.supervisors_by_team.get(v.team_id, set()).discard(conn)
+        self.operators_by_team.get(v.team_id, set()).discard(conn)
+
+    def _candidates(self, event: dict[str, Any]) -> set[Connection]:
+        found: set[Connection] = set(self.see_all)
+        if event["customer_visible"] and event["customer_id"] is not None:
+            found |= self.by_customer.get(event["customer_id"], set())
+        for uid in (event["assignee_id"], event["also_user_id"]):
+            if uid is not None:
+                found |= self.by_user.get(uid, set())
+        team = event["team_id"]
+        if team is None:
+            for conns in self.supervisors_by_team.values():
+                found |= conns
+        else:
+            found |= self.supervisors_by_team.get(team, set())
+        if not (event["assignee_only"] and event["assignee_id"] is not None):
+            if team is None:
+                for conns in self.operators_by_team.values():
+                    found |= conns
+            else:
+                found |= self.operators_by_team.get(team, set())
+        return found
+
+    def dispatch(self, event: dict[str, Any]) -> None:
+        """Offer ``event`` to every local connection allowed to see it (bus handler)."""
+        for conn in self._candidates(event):
+            if may_see(event, conn.viewer):
+                conn.offer(event)
+
+
+def staff_viewer(user: Any) -> StaffViewer:
+    return StaffViewer(user_id=user.id, role=user.role, team_id=user.team_id)

@@ -1,0 +1,101 @@
+"""Serve one realtime WebSocket: catch up from the database, then go live, with no gap.
+
+The connection registers with the hub *before* reading the catch-up, so an event committed
+meanwhile is either in the catch-up or in the live queue; live copies of events the catch-up
+already sent are skipped by seq (numbers follow commit order, see events.models.Counter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import suppress
+from typing import Any
+
+import structlog
+from fastapi import WebSocket, WebSocketDisconnect
+
+from okno.errors import OknoError
+from okno.events.hub import Connection
+from okno.events.service import events_after, last_seq
+from okno.events.visibility import Viewer
+from okno.http import AppState
+
+log = structlog.get_logger("okno.stream")
+CATCHUP_PAGE = 500
+
+
+async def _send_json(websocket: WebSocket, data: dict[str, Any]) -> None:
+    await websocket.send_text(json.dumps(data, ensure_ascii=False, default=str))
+
+
+async def send_error(websocket: WebSocket, code: str, detail: str, close_code: int) -> None:
+    with suppress(Exception):
+        await _send_json(
+            websocket,
+            {
+                "seq": None,
+                "type": "stream.error",
+                "conversation_id": None,
+                "payload": {"code": code, "detail": detail},
+            },
+        )
+        await websocket.close(code=close_code, reason=code)
+
+
+async def serve(
+    websocket: WebSocket, state: AppState, viewer: Viewer, *, after_seq: int | None, kind: str
+) -> None:
+    """Run the stream for an accepted socket until the client goes away."""
+    conn = Connection(viewer, lambda ev: _send_json(websocket, ev))
+    state.hub.add(conn)
+    gauge = state.metrics.ws_connections.labels(kind)
+    gauge.inc()
+    reader: asyncio.Task[None] | None = None
+    try:
+        async with state.db.read() as session:
+            position = after_seq if after_seq is not None else await last_seq(session)
+            while True:
+                page = await events_after(
+                    session, viewer=viewer, after_seq=position, limit=CATCHUP_PAGE
+                )
+                for event in page:
+                    await _send_json(websocket, event)
+                if page:
+                    position = page[-1]["seq"]
+                if len(page) < CATCHUP_PAGE:
+                    break
+        # Not the counter's current value: events committed after the catch-up query are
+        # only in the live queue and must not be skipped.
+        conn.skip_through = position
+        await _send_json(
+            websocket,
+            {
+                "seq": None,
+                "type": "stream.ready",
+                "conversation_id": None,
+                "payload": {"last_seq": conn.skip_through},
+            },
+        )
+        reader = asyncio.create_task(_read_client(websocket))
+        writer = asyncio.create_task(conn.drain())
+        done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if writer in done and conn.overflowed:
+            await send_error(websocket, "too_slow", "reconnect and catch up", 4008)
+        for task in (reader, writer):
+            task.cancel()
+    except OknoError as exc:
+        await send_error(websocket, exc.code, exc.message, 4000 + exc.status)
+    except (WebSocketDisconnect, RuntimeError, ConnectionError):
+        pass
+    finally:
+        state.hub.remove(conn)
+        gauge.dec()
+
+
+async def _read_client(websocket: WebSocket) -> None:
+    """Answer pings; return when the client disconnects."""
+    while True:
+        text = await websocket.receive_text()
+        if text == "ping" or text == '{"type":"ping"}':
+            await websocket.send_text('{"type":"pong"}')

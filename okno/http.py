@@ -1,0 +1,197 @@
+"""HTTP plumbing shared by every domain's handlers: app state, auth dependencies, the one
+error shape, the request-size guard and the write helper that retries racing inserts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import structlog
+from fastapi import Depends, FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from okno.bus.base import Bus
+from okno.db.session import Database
+from okno.errors import OknoError, PayloadTooLarge, Unauthorized
+from okno.events.hub import Hub
+from okno.jobs.worker import Worker
+from okno.observability import Metrics
+from okno.operators.models import User
+from okno.operators.service import user_from_token
+from okno.settings import Settings
+
+log = structlog.get_logger("okno.http")
+T = TypeVar("T")
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    bus: Bus
+    hub: Hub
+    metrics: Metrics
+    signing_key: str
+    worker: Worker | None = None
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.okno
+    return state
+
+
+def ws_state(websocket: WebSocket) -> AppState:
+    state: AppState = websocket.app.state.okno
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "send the token as 'Authorization: Bearer <token>'", code="token_missing"
+        )
+    return token.strip()
+
+
+async def current_user(request: Request, state: State) -> User:
+    """The signed-in staff user (bearer access token)."""
+    token = bearer_token(request)
+    async with state.db.read() as session:
+        return await user_from_token(session, key=state.signing_key, token=token)
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def write(state: AppState, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``fn`` in one transaction; retry when it lost an insert race or a deadlock.
+
+    A retried attempt starts over and finds what the winner stored (idempotent paths),
+    so two concurrent identical sends still store one message.
+    """
+    for attempt in range(5):
+        try:
+            async with state.db.transaction() as session:
+                return await fn(session)
+        except IntegrityError:
+            if attempt == 4:
+                raise
+        except DBAPIError as exc:
+            code = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(
+                getattr(exc, "orig", None), "pgcode", None
+            )
+            if code not in ("40001", "40P01") or attempt == 4:
+                raise
+        await asyncio.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """One JSON error shape: ``{"detail": str, "code": str, "fields"?: {...}}``."""
+
+    @app.exception_handler(OknoError)
+    async def _okno(request: Request, exc: OknoError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse(
+                {"detail": "the request body is not valid JSON", "code": "malformed_json"},
+                status_code=400,
+            )
+        problems = []
+        for e in errors:
+            loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            problems.append({"field": loc, "problem": e.get("msg", "invalid")})
+        summary = "; ".join(f"{p['field'] or 'body'}: {p['problem']}" for p in problems)
+        return JSONResponse(
+            {"detail": summary, "code": "invalid_request", "fields": {"errors": problems}},
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        return JSONResponse(
+            {"detail": str(exc.detail), "code": codes.get(exc.status_code, "http_error")},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("http.unhandled", path=request.url.path, error=type(exc).__name__, exc_info=exc)
+        return JSONResponse(
+            {"detail": "internal error; it was logged", "code": "internal"}, status_code=500
+        )
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``limit`` bytes before reading them into memory."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await _reject(send, self.limit)
+                    return
+        seen = 0
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await _reject(send, self.limit)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _reject(send: Send, limit: int) -> None:
+    body = PayloadTooLarge(
+        f"the request is larger than {limit // (1024 * 1024)} MB", code="request_too_large"
+    ).to_dict()
+    response = JSONResponse(body, status_code=413)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(k.encode(), v.encode()) for k, v in response.headers.items()],
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})

@@ -1,0 +1,32 @@
+"""Every job kind okno runs, wired in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.conversations import jobs as conversation_jobs
+from okno.events.service import prune_events
+from okno.jobs.service import prune_jobs
+from okno.jobs.worker import JobContext, Registry
+
+
+async def _prune_events(session: AsyncSession, payload: dict[str, Any], ctx: JobContext) -> None:
+    await prune_events(session, older_than_days=ctx.settings.event_retention_days)
+
+
+async def _prune_jobs(session: AsyncSession, payload: dict[str, Any], ctx: JobContext) -> None:
+    await prune_jobs(session, older_than_days=7)
+
+
+def default_registry() -> Registry:
+    registry = Registry()
+    registry.register("conversations.autoclose_sweep", conversation_jobs.autoclose_sweep)
+    registry.register("conversations.autoclose", conversation_jobs.autoclose_one)
+    registry.register("events.prune", _prune_events)
+    registry.register("jobs.prune", _prune_jobs)
+    registry.every("conversations.autoclose_sweep", 60)
+    registry.every("events.prune", 3600)
+    registry.every("jobs.prune", 3600)
+    return registry

@@ -1,0 +1,40 @@
+"""Staff schemas: sign-in, users and teams."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    login: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=500)
+    otp: str | None = Field(default=None, max_length=20)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class UserOut(BaseModel):
+    id: int
+    login: str
+    name: str
+    role: str
+    team_id: int | None
+    capacity: int
+
+
+class UsersOut(BaseModel):
+    users: list[UserOut]
+
+
+class TeamOut(BaseModel):
+    id: int
+    name: str
+
+
+class TeamsOut(BaseModel):
+    teams: list[TeamOut]

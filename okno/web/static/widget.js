@@ -1,0 +1,1586 @@
+/*
+ * okno web widget: the customer chat a bank page embeds with one tag:
+ *
+ *   <script src="https://okno.example/widget.js" data-widget-key="demo" async></script>
+ *
+ * Optional attributes: data-lang="en" (default Russian), data-api-base="https://..."
+ * (default: the directory the script was loaded from).
+ *
+ * Plain JavaScript, no dependencies, no build step. Everything is rendered inside an open
+ * Shadow DOM on <div id="okno-widget">, so the page's CSS cannot break it. All text that
+ * comes from people (customers, operators, the bot, file names) is inserted with
+ * textContent / text nodes only, never as HTML.
+ *
+ * Reliability: every message gets a client_msg_id before it is sent; until the server
+ * acknowledges it the message sits in an outbox (kept in localStorage, so a reload
+ * retries it) and is re-sent with the same id, with backoff, on network errors and 5xx.
+ * Realtime events arrive over a WebSocket that reconnects with catch-up from the last
+ * seen event number; messages are de-duplicated by id and kept sorted by seq.
+ */
+(() => {
+  "use strict";
+
+  const SCRIPT = document.currentScript || document.querySelector("script[data-widget-key]");
+  if (!SCRIPT) return;
+  if (window.okno && window.okno._state) return; // included twice: keep the first one
+
+  const KEY = SCRIPT.getAttribute("data-widget-key") || "";
+  const LANG = /^en/i.test(SCRIPT.getAttribute("data-lang") || "") ? "en" : "ru";
+  const BASE = computeBase(SCRIPT);
+  const WS_BASE = BASE.replace(/^http/i, "ws");
+  const NS = "okno:" + KEY + ":";
+  const HISTORY_PAGE = 200;
+  const ACCEPT = "image/png,image/jpeg,image/gif,image/webp,application/pdf";
+
+  function computeBase(script) {
+    const explicit = script.getAttribute("data-api-base");
+    if (explicit) return new URL(explicit, location.href).href.replace(/\/+$/, "");
+    const u = new URL(script.src || location.href, location.href);
+    let path = u.pathname.replace(/[^/]*$/, ""); // drop the file name
+    path = path.replace(/\/static\/$/, "/"); // also served as /static/widget.js
+    return (u.origin + path).replace(/\/+$/, "");
+  }
+
+  // ---------------------------------------------------------------- texts
+
+  const TEXTS = {
+    ru: {
+      open: "Открыть чат",
+      close: "Закрыть чат",
+      title: "Чат с банком",
+      placeholder: "Напишите сообщение…",
+      send: "Отправить",
+      attach: "Прикрепить файл",
+      online: "в сети",
+      offline: "нет связи",
+      connecting: "подключение…",
+      sending: "отправляется…",
+      retrying: "нет связи, повторим…",
+      sent: "отправлено",
+      failed: "не отправлено",
+      you: "Вы",
+      operator: "Оператор",
+      bot: "Бот",
+      rateQ: "Оцените, пожалуйста, как мы вам помогли",
+      rated: "Спасибо за оценку!",
+      star: (n) => "Оценка " + n + " из 5",
+      assigned: (n) => (n ? "Вам отвечает " + n : "К диалогу подключился специалист"),
+      transferred: (n) =>
+        n ? "Диалог передан, вам отвечает " + n : "Диалог передан другому специалисту",
+      unread: (n) => "Непрочитанных сообщений: " + n,
+      download: "Скачать",
+      unavailable: "Чат временно недоступен. Попробуйте позже.",
+      sessionRetry: "Не удаётся подключиться к чату, повторяем попытку…",
+      ratingFailed: "Не удалось отправить оценку",
+      closeImage: "Закрыть изображение",
+      messages: "Сообщения",
+      kb: "КБ",
+      mb: "МБ",
+    },
+    en: {
+      open: "Open chat",
+      close: "Close chat",
+      title: "Chat with the bank",
+      placeholder: "Type a message…",
+      send: "Send",
+      attach: "Attach a file",
+      online: "online",
+      offline: "offline",
+      connecting: "connecting…",
+      sending: "sending…",
+      retrying: "no connection, will retry…",
+      sent: "sent",
+      failed: "not sent",
+      you: "You",
+      operator: "Agent",
+      bot: "Bot",
+      rateQ: "Please rate how we helped you",
+      rated: "Thank you for your rating!",
+      star: (n) => "Rating " + n + " of 5",
+      assigned: (n) => (n ? n + " is now helping you" : "An agent has joined"),
+      transferred: (n) =>
+        n ? "Transferred: " + n + " is now helping you" : "Transferred to another agent",
+      unread: (n) => "Unread messages: " + n,
+      download: "Download",
+      unavailable: "Chat is temporarily unavailable. Please try later.",
+      sessionRetry: "Cannot connect to the chat, retrying…",
+      ratingFailed: "Could not send the rating",
+      closeImage: "Close image",
+      messages: "Messages",
+      kb: "KB",
+      mb: "MB",
+    },
+  };
+  const T = TEXTS[LANG];
+
+  // ---------------------------------------------------------------- storage
+
+  const memStore = {};
+  const store = {
+    get(k) {
+      try {
+        return window.localStorage.getItem(NS + k);
+      } catch (e) {
+        return k in memStore ? memStore[k] : null;
+      }
+    },
+    set(k, v) {
+      try {
+        window.localStorage.setItem(NS + k, v);
+      } catch (e) {
+        memStore[k] = v;
+      }
+    },
+    del(k) {
+      try {
+        window.localStorage.removeItem(NS + k);
+      } catch (e) {
+        /* ignore */
+      }
+      delete memStore[k];
+    },
+    getJSON(k, dflt) {
+      const v = store.get(k);
+      if (v == null) return dflt;
+      try {
+        return JSON.parse(v);
+      } catch (e) {
+        return dflt;
+      }
+    },
+    setJSON(k, v) {
+      store.set(k, JSON.stringify(v));
+    },
+  };
+  const session = {
+    get(k) {
+      try {
+        return window.sessionStorage.getItem(NS + k);
+      } catch (e) {
+        return null;
+      }
+    },
+    set(k, v) {
+      try {
+        if (v == null) window.sessionStorage.removeItem(NS + k);
+        else window.sessionStorage.setItem(NS + k, v);
+      } catch (e) {
+        /* ignore */
+      }
+    },
+  };
+
+  // ---------------------------------------------------------------- helpers
+
+  function uuid() {
+    try {
+      if (window.crypto && typeof window.crypto.randomUUID === "function") {
+        return window.crypto.randomUUID();
+      }
+    } catch (e) {
+      /* insecure context */
+    }
+    const b = new Uint8Array(16);
+    if (window.crypto && window.crypto.getRandomValues) window.crypto.getRandomValues(b);
+    else for (let i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
+
+  /** Create an element. Strings among the children become text nodes (never HTML). */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    if (attrs) {
+      for (const k of Object.keys(attrs)) {
+        const v = attrs[k];
+        if (v == null || v === false) continue;
+        if (k === "class") el.className = v;
+        else if (k === "text") el.textContent = v;
+        else if (k.startsWith("on") && typeof v === "function") {
+          el.addEventListener(k.slice(2), v);
+        } else el.setAttribute(k, v === true ? "" : String(v));
+      }
+    }
+    for (const c of children) if (c != null && c !== false) el.append(c);
+    return el;
+  }
+
+  /** Static icon markup (constants only, never user data). */
+  function icon(svg) {
+    const span = document.createElement("span");
+    span.className = "icon";
+    span.setAttribute("aria-hidden", "true");
+    span.innerHTML = svg;
+    return span;
+  }
+  const ICONS = {
+    chat:
+      '<svg viewBox="0 0 24 24" width="28" height="28" fill="currentColor"><path d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2zm3 6a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3zm5 0a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3zm5 0a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3z"/></svg>',
+    close:
+      '<svg viewBox="0 0 24 24" width="20" height="20" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round"><path d="M6 6l12 12M18 6L6 18"/></svg>',
+    send:
+      '<svg viewBox="0 0 24 24" width="20" height="20" fill="currentColor"><path d="M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z"/></svg>',
+    clip:
+      '<svg viewBox="0 0 24 24" width="20" height="20" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M21 11.5l-8.6 8.6a5 5 0 0 1-7.1-7.1l8.6-8.6a3.3 3.3 0 0 1 4.7 4.7l-8.6 8.6a1.7 1.7 0 0 1-2.4-2.4l7.9-7.9"/></svg>',
+    file:
+      '<svg viewBox="0 0 24 24" width="22" height="22" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linejoin="round"><path d="M14 3H6a1 1 0 0 0-1 1v16a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1V8z"/><path d="M14 3v5h5"/></svg>',
+  };
+
+  function fmtTime(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    if (isNaN(d.getTime())) return "";
+    const now = new Date();
+    const opts = { hour: "2-digit", minute: "2-digit" };
+    const locale = LANG === "en" ? "en-GB" : "ru-RU";
+    if (d.toDateString() !== now.toDateString()) {
+      return d.toLocaleDateString(locale, { day: "numeric", month: "short" }) + ", " +
+        d.toLocaleTimeString(locale, opts);
+    }
+    return d.toLocaleTimeString(locale, opts);
+  }
+
+  function fmtSize(n) {
+    if (typeof n !== "number" || !isFinite(n)) return "";
+    if (n < 1024 * 1024) return Math.max(1, Math.round(n / 1024)) + " " + T.kb;
+    return (n / 1024 / 1024).toFixed(1).replace(/\.0$/, "") + " " + T.mb;
+  }
+
+  function safeColor(c) {
+    if (typeof c !== "string" || !c.trim()) return null;
+    try {
+      if (window.CSS && CSS.supports && !CSS.supports("color", c)) return null;
+    } catch (e) {
+      return null;
+    }
+    return /^[#a-zA-Z0-9(),.%\s-]+$/.test(c) ? c.trim() : null;
+  }
+
+  /** Black or white text, whichever reads better on the brand colour (hex colours only). */
+  function contrastText(c) {
+    const m = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(c || "");
+    if (!m) return "#ffffff";
+    let hex = m[1];
+    if (hex.length === 3) hex = hex.replace(/./g, "$&$&");
+    const [r, g, b] = [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255).map(
+      (v) => (v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4)),
+    );
+    const lum = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    return lum > 0.45 ? "#111827" : "#ffffff";
+  }
+
+  class HttpError extends Error {
+    constructor(status, detail, code) {
+      super(detail || "HTTP " + status);
+      this.status = status;
+      this.detail = detail;
+      this.code = code;
+    }
+  }
+
+  /** The reason from an error response: {"detail": str|list, "code"}. */
+  async function readError(res) {
+    let detail = "";
+    let code = "";
+    try {
+      const body = await res.json();
+      code = body && body.code ? String(body.code) : "";
+      if (body && typeof body.detail === "string") detail = body.detail;
+      else if (body && Array.isArray(body.detail)) {
+        detail = body.detail.map((d) => (d && d.msg) || "").filter(Boolean).join("; ");
+      }
+    } catch (e) {
+      /* not JSON */
+    }
+    return { detail: detail || T.failed + " (" + res.status + ")", code };
+  }
+
+  // ---------------------------------------------------------------- state
+
+  const state = {
+    key: KEY,
+    base: BASE,
+    lang: LANG,
+    token: store.get("token"),
+    visitorId: store.get("visitor"),
+    conversationId: null,
+    widget: { name: "", greeting: "", info_message: "", color: "" },
+    lastSeq: 0,
+    historyLoaded: false,
+    isOpen: false,
+    status: "offline",
+    unread: 0,
+    items: new Map(), // key -> item (messages, pending messages, notices, rating blocks)
+    byCmid: new Map(), // client_msg_id -> item
+    fatal: "", // session cannot be created (unknown widget key, ...)
+  };
+  let orderCounter = 0;
+  let ws = null;
+  let wsTimer = null;
+  let wsBackoff = 500;
+  let wsFailures = 0;
+  let resyncNeeded = false;
+  let sessionPromise = null;
+  let historyPromise = null;
+  let startPromise = null;
+  let startTimer = null;
+  let startDelay = 1000;
+  let pumping = false;
+  let pumpTimer = null;
+  let pumpDelay = 1000;
+  const blobCache = new Map();
+  const rated = new Set(store.getJSON("rated", []).map(String));
+
+  // ---------------------------------------------------------------- network
+
+  function absUrl(path) {
+    return /^https?:/i.test(path) ? path : BASE + (path.startsWith("/") ? "" : "/") + path;
+  }
+
+  /** fetch with the session bearer token; a 401 renews the session once and retries. */
+  async function api(path, init) {
+    init = init || {};
+    for (let attempt = 0; ; attempt++) {
+      await ensureSession();
+      const token = state.token;
+      const headers = new Headers(init.headers || {});
+      headers.set("Authorization", "Bearer " + token);
+      const res = await fetch(absUrl(path), Object.assign({}, init, { headers, credentials: "omit" }));
+      if (res.status === 401 && attempt === 0) {
+        await renewSession(token);
+        continue;
+      }
+      return res;
+    }
+  }
+
+  function ensureSession() {
+    if (state.token) return Promise.resolve();
+    if (!sessionPromise) {
+      sessionPromise = createSession().finally(() => {
+        sessionPromise = null;
+      });
+    }
+    return sessionPromise;
+  }
+
+  async function createSession() {
+    let res;
+    for (let attempt = 0; ; attempt++) {
+      const body = { widget_key: KEY };
+      if (state.visitorId) body.visitor = { id: state.visitorId };
+      res = await fetch(BASE + "/api/v1/widget/sessions", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+        credentials: "omit",
+      });
+      if (res.ok) break;
+      const err = await readError(res);
+      const clientError = res.status >= 400 && res.status < 500 &&
+        res.status !== 408 && res.status !== 429;
+      if (clientError && state.visitorId && attempt === 0 &&
+          res.status !== 404 && res.status !== 403) {
+        // The stored visitor id is not accepted any more: start as a new visitor.
+        state.visitorId = null;
+        store.del("visitor");
+        continue;
+      }
+      if (clientError) {
+        state.fatal = T.unavailable; // unknown or disabled widget key
+        renderBanner();
+      }
+      throw new HttpError(res.status, err.detail, err.code);
+    }
+    const data = await res.json();
+    state.token = data.session_token;
+    store.set("token", state.token);
+    if (data.visitor_id != null) {
+      state.visitorId = String(data.visitor_id);
+      store.set("visitor", state.visitorId);
+    }
+    if (data.conversation_id != null) state.conversationId = data.conversation_id;
+    if (data.widget) applyWidget(data.widget);
+    state.fatal = "";
+    renderBanner();
+    // A socket opened with an older token is stale now.
+    if (ws) closeWs();
+  }
+
+  /** The server rejected `oldToken`: forget it and open a new session for the same visitor. */
+  async function renewSession(oldToken) {
+    if (state.token === oldToken) {
+      state.token = null;
+      store.del("token");
+      // Same visitor, so the server returns the same customer; reload history to be sure.
+      state.historyLoaded = false;
+      resyncNeeded = true;
+    }
+    await ensureSession();
+  }
+
+  async function loadConfig() {
+    try {
+      const res = await fetch(
+        BASE + "/api/v1/widget/config?key=" + encodeURIComponent(KEY),
+        { credentials: "omit" },
+      );
+      if (res.ok) applyWidget(await res.json());
+      else if (res.status === 404) {
+        state.fatal = T.unavailable;
+        renderBanner();
+      }
+    } catch (e) {
+      /* offline: defaults stay */
+    }
+  }
+
+  function loadHistory() {
+    if (!historyPromise) {
+      historyPromise = doLoadHistory().finally(() => {
+        historyPromise = null;
+      });
+    }
+    return historyPromise;
+  }
+
+  async function doLoadHistory() {
+    let after = 0;
+    let headSeq = 0;
+    for (let guard = 0; guard < 1000; guard++) {
+      const res = await api(
+        "/api/v1/widget/messages?after_seq=" + after + "&limit=" + HISTORY_PAGE,
+      );
+      if (!res.ok) {
+        const err = await readError(res);
+        throw new HttpError(res.status, err.detail, err.code);
+      }
+      const data = await res.json();
+      const msgs = Array.isArray(data.messages) ? data.messages : [];
+      let advanced = false;
+      for (const m of msgs) {
+        upsertMessage(m, false);
+        if (typeof m.seq === "number" && m.seq > after) {
+          after = m.seq;
+          advanced = true;
+        }
+      }
+      if (typeof data.last_seq === "number" && data.last_seq > headSeq) headSeq = data.last_seq;
+      if (msgs.length < HISTORY_PAGE || !advanced) break;
+    }
+    state.lastSeq = Math.max(state.lastSeq, after, headSeq);
+    state.historyLoaded = true;
+    render();
+  }
+
+  // ---------------------------------------------------------------- bring-up
+
+  /** Session → history → realtime → outbox. Idempotent; retries itself on failure. */
+  function start() {
+    if (!startPromise) {
+      startPromise = doStart().finally(() => {
+        startPromise = null;
+      });
+    }
+    return startPromise;
+  }
+
+  async function doStart() {
+    clearTimeout(startTimer);
+    startTimer = null;
+    if (state.status !== "online") setStatus("connecting");
+    try {
+      await ensureSession();
+      if (!state.historyLoaded) await loadHistory();
+      startDelay = 1000;
+      connectWs();
+      pump();
+    } catch (e) {
+      if (state.fatal) return; // unknown widget: nothing to retry
+      setStatus("offline");
+      startTimer = setTimeout(start, startDelay);
+      startDelay = Math.min(startDelay * 2, 30000);
+    }
+  }
+
+  // ---------------------------------------------------------------- realtime
+
+  function setStatus(s) {
+    state.status = s;
+    if (!ui) return;
+    ui.status.setAttribute("data-state", s);
+    ui.statusText.textContent = T[s] || s;
+  }
+
+  function closeWs(delay) {
+    if (!ws) return;
+    const old = ws;
+    ws = null;
+    try {
+      old.onclose = null;
+      old.close(1000);
+    } catch (e) {
+      /* ignore */
+    }
+    setStatus("offline");
+    scheduleWs(delay || 0);
+  }
+
+  function scheduleWs(delay) {
+    if (wsTimer) return;
+    wsTimer = setTimeout(() => {
+      wsTimer = null;
+      connectWs();
+    }, delay);
+  }
+
+  async function connectWs() {
+    if (ws || !state.token) return;
+    if (wsTimer) {
+      clearTimeout(wsTimer);
+      wsTimer = null;
+    }
+    if (resyncNeeded || !state.historyLoaded) {
+      // Events were pruned or the session changed: the history is the truth, start from it.
+      resyncNeeded = false;
+      try {
+        await loadHistory();
+      } catch (e) {
+        resyncNeeded = true;
+        setStatus("offline");
+        scheduleWs(nextWsDelay());
+        return;
+      }
+      if (ws) return;
+    }
+    setStatus("connecting");
+    const token = state.token;
+    const url = WS_BASE + "/api/v1/widget/ws?token=" + encodeURIComponent(token) +
+      "&after_seq=" + state.lastSeq;
+    let sock;
+    try {
+      sock = new WebSocket(url);
+    } catch (e) {
+      setStatus("offline");
+      scheduleWs(nextWsDelay());
+      return;
+    }
+    ws = sock;
+    let opened = false;
+    sock.onopen = () => {
+      opened = true;
+      wsFailures = 0;
+      wsBackoff = 500;
+      setStatus("online");
+      pumpNow();
+    };
+    sock.onmessage = (ev) => {
+      let env;
+      try {
+        env = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      if (env && typeof env === "object") handleEnvelope(env, token);
+    };
+    sock.onerror = () => {
+      /* onclose follows */
+    };
+    sock.onclose = (ev) => {
+      if (ws !== sock) return;
+      ws = null;
+      setStatus("offline");
+      if (!opened) wsFailures++;
+      if (ev.code === 4401 || ev.code === 4001 || ev.code === 4003 || wsFailures >= 3) {
+        // Maybe the token is no longer valid: a cheap authenticated request finds out and
+        // renews the session on 401.
+        wsFailures = 0;
+        resyncNeeded = true;
+        state.historyLoaded = false;
+      }
+      scheduleWs(nextWsDelay());
+    };
+  }
+
+  function nextWsDelay() {
+    const d = wsBackoff;
+    wsBackoff = Math.min(wsBackoff * 2, 10000);
+    return d + Math.floor(Math.random() * 200);
+  }
+
+  function handleEnvelope(env, token) {
+    if (typeof env.seq === "number" && env.seq > state.lastSeq) state.lastSeq = env.seq;
+    const p = env.payload || {};
+    switch (env.type) {
+      case "message.created":
+        if (p.message) upsertMessage(p.message, true);
+        break;
+      case "conversation.closed": {
+        const conv = p.conversation || {};
+        showRating(conv.id != null ? conv.id : env.conversation_id, env.seq);
+        break;
+      }
+      case "conversation.assigned":
+      case "conversation.transferred": {
+        const conv = p.conversation || {};
+        const who = conv.assignee && conv.assignee.name ? conv.assignee.name : "";
+        if (env.type === "conversation.assigned" && !who) break;
+        addNotice(env.seq, env.type === "conversation.assigned" ? T.assigned(who) : T.transferred(who));
+        break;
+      }
+      case "stream.ready":
+        if (typeof p.last_seq === "number" && p.last_seq > state.lastSeq) state.lastSeq = p.last_seq;
+        setStatus("online");
+        break;
+      case "stream.error":
+        if (p.code === "events_pruned") {
+          resyncNeeded = true;
+          closeWs(nextWsDelay());
+        } else if (p.code === "unauthorized") {
+          const old = ws;
+          ws = null;
+          try {
+            if (old) {
+              old.onclose = null;
+              old.close(1000);
+            }
+          } catch (e) {
+            /* ignore */
+          }
+          renewSession(token).then(
+            () => connectWs(),
+            () => scheduleWs(nextWsDelay()),
+          );
+        }
+        break;
+      default:
+        break;
+    }
+    render();
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  function messageSortSeq(m) {
+    if (typeof m.seq === "number") return m.seq;
+    return 1e15 + (typeof m.id === "number" ? m.id : 0);
+  }
+
+  /** Add or update a server message; merges with a pending one of the same client_msg_id. */
+  function upsertMessage(m, live) {
+    if (!m || m.internal === true || m.id == null) return null;
+    const key = "m:" + m.id;
+    let item = state.items.get(key);
+    const pend = m.client_msg_id ? state.byCmid.get(m.client_msg_id) : null;
+    if (pend && pend !== item && pend.pending) {
+      if (item) {
+        // Already shown (from the socket); drop the pending copy.
+        removeItem(pend);
+      } else {
+        state.items.delete(pend.key);
+        pend.key = key;
+        item = pend;
+        state.items.set(key, item);
+      }
+      outboxRemove(m.client_msg_id);
+    }
+    const isNew = !item;
+    if (!item) {
+      item = { key, kind: "message", order: ++orderCounter };
+      state.items.set(key, item);
+    }
+    item.msg = m;
+    item.pending = false;
+    item.error = null;
+    item.file = null;
+    item.sortSeq = messageSortSeq(m);
+    item.dirty = true;
+    if (m.client_msg_id) state.byCmid.set(m.client_msg_id, item);
+    if (isNew && live && m.author_kind !== "customer") {
+      if (!state.isOpen || document.hidden) {
+        state.unread++;
+        renderUnread();
+      }
+      item.scrollTo = true;
+    }
+    return item;
+  }
+
+  function removeItem(item) {
+    state.items.delete(item.key);
+    if (item.el && item.el.parentNode) item.el.parentNode.removeChild(item.el);
+  }
+
+  function addNotice(seq, text) {
+    const key = "n:" + (seq != null ? seq : ++orderCounter);
+    if (state.items.has(key)) return;
+    state.items.set(key, {
+      key,
+      kind: "notice",
+      text,
+      sortSeq: typeof seq === "number" ? seq : state.lastSeq + 0.5,
+      order: ++orderCounter,
+      dirty: true,
+    });
+  }
+
+  function showRating(convId, seq) {
+    if (convId == null || rated.has(String(convId))) return;
+    const key = "r:" + convId;
+    if (state.items.has(key)) return;
+    const sortSeq = typeof seq === "number" ? seq : state.lastSeq + 0.5;
+    state.items.set(key, {
+      key,
+      kind: "rating",
+      convId,
+      sortSeq,
+      order: ++orderCounter,
+      dirty: true,
+      scrollTo: true,
+    });
+    store.setJSON("rate", { conversation_id: convId, seq: sortSeq });
+  }
+
+  async function submitRating(item, score) {
+    if (item.busy || item.done) return;
+    item.busy = true;
+    item.score = score;
+    item.ratingError = "";
+    item.dirty = true;
+    render();
+    try {
+      const res = await api("/api/v1/widget/rating", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ conversation_id: item.convId, score }),
+      });
+      if (res.ok || res.status === 409) {
+        item.done = true;
+        rated.add(String(item.convId));
+        store.setJSON("rated", Array.from(rated).slice(-50));
+        store.del("rate");
+      } else {
+        item.ratingError = (await readError(res)).detail;
+      }
+    } catch (e) {
+      item.ratingError = T.ratingFailed;
+    }
+    item.busy = false;
+    item.dirty = true;
+    render();
+  }
+
+  // ---------------------------------------------------------------- sending (outbox)
+
+  function outboxLoad() {
+    const list = store.getJSON("outbox", []);
+    return Array.isArray(list) ? list : [];
+  }
+
+  function outboxSave() {
+    const list = [];
+    for (const item of sortedItems()) {
+      if (item.kind === "message" && item.pending && !item.error && !item.file) {
+        list.push({ client_msg_id: item.cmid, text: item.text, created_at: item.createdAt });
+      }
+    }
+    if (list.length) store.setJSON("outbox", list);
+    else store.del("outbox");
+  }
+
+  function outboxRemove(cmid) {
+    const list = outboxLoad();
+    const rest = list.filter((x) => x.client_msg_id !== cmid);
+    if (rest.length !== list.length) {
+      if (rest.length) store.setJSON("outbox", rest);
+      else store.del("outbox");
+    }
+  }
+
+  function addPending(cmid, text, file, createdAt) {
+    const key = "p:" + cmid;
+    const item = {
+      key,
+      kind: "message",
+      pending: true,
+      cmid,
+      text: text || "",
+      file: file || null,
+      createdAt: createdAt || new Date().toISOString(),
+      order: ++orderCounter,
+      sortSeq: Infinity,
+      attempts: 0,
+      dirty: true,
+      scrollTo: true,
+    };
+    state.items.set(key, item);
+    state.byCmid.set(cmid, item);
+    return item;
+  }
+
+  function sendText(text) {
+    text = (text || "").replace(/\s+$/, "").replace(/^\s*\n/, "");
+    if (!text.trim()) return null;
+    const item = addPending(uuid(), text, null);
+    outboxSave();
+    render();
+    pumpNow();
+    return item;
+  }
+
+  function sendFile(file, caption) {
+    if (!file) return null;
+    const item = addPending(uuid(), caption || "", file);
+    render();
+    pumpNow();
+    return item;
+  }
+
+  function pumpNow() {
+    clearTimeout(pumpTimer);
+    pumpTimer = null;
+    pumpDelay = 1000;
+    pump();
+  }
+
+  function nextPending() {
+    for (const item of sortedItems()) {
+      if (item.kind === "message" && item.pending && !item.error) return item;
+    }
+    return null;
+  }
+
+  /** Deliver pending messages one at a time, in order, each with its own client_msg_id. */
+  async function pump() {
+    if (pumping || pumpTimer) return;
+    pumping = true;
+    let retryIn = 0;
+    try {
+      for (;;) {
+        const item = nextPending();
+        if (!item) break;
+        let res;
+        try {
+          res = await deliver(item);
+        } catch (e) {
+          // Network error (or no session could be opened): retry with the same id later.
+          if (state.fatal) break; // the widget itself is unavailable; keep the outbox
+          item.attempts++;
+          item.dirty = true;
+          retryIn = pumpDelay;
+          break;
+        }
+        if (res.ok) {
+          let data = null;
+          try {
+            data = await res.json();
+          } catch (e) {
+            /* empty body */
+          }
+          const m = data && (data.message || (data.id != null ? data : null));
+          if (m) {
+            if (!m.client_msg_id) m.client_msg_id = item.cmid;
+            upsertMessage(m, false);
+          }
+          if (item.pending) {
+            // Acknowledged but no message in the body: keep it as sent.
+            item.pending = false;
+            item.dirty = true;
+            outboxRemove(item.cmid);
+          }
+          pumpDelay = 1000;
+          render();
+          continue;
+        }
+        if (res.status >= 500 || res.status === 408 || res.status === 429) {
+          item.attempts++;
+          item.dirty = true;
+          const ra = parseInt(res.headers.get("Retry-After") || "", 10);
+          retryIn = isFinite(ra) && ra > 0 ? Math.min(ra * 1000, 60000) : pumpDelay;
+          break;
+        }
+        failItem(item, (await readError(res)).detail);
+      }
+    } finally {
+      pumping = false;
+    }
+    render();
+    if (retryIn) {
+      pumpTimer = setTimeout(() => {
+        pumpTimer = null;
+        pump();
+      }, retryIn);
+      pumpDelay = Math.min(pumpDelay * 2, 30000);
+    }
+  }
+
+  function failItem(item, detail) {
+    item.error = detail || T.failed;
+    item.dirty = true;
+    outboxRemove(item.cmid);
+    render();
+  }
+
+  function deliver(item) {
+    if (item.file) {
+      const form = new FormData();
+      form.append("file", item.file, item.file.name || "file");
+      form.append("client_msg_id", item.cmid);
+      if (item.text) form.append("text", item.text);
+      return api("/api/v1/widget/attachments", { method: "POST", body: form });
+    }
+    return api("/api/v1/widget/messages", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ client_msg_id: item.cmid, text: item.text }),
+    });
+  }
+
+  // ---------------------------------------------------------------- attachments
+
+  function blobUrl(url) {
+    if (!blobCache.has(url)) {
+      const p = api(url).then((res) => {
+        if (!res.ok) throw new HttpError(res.status);
+        return res.blob();
+      }).then((b) => URL.createObjectURL(b));
+      p.catch(() => blobCache.delete(url));
+      blobCache.set(url, p);
+    }
+    return blobCache.get(url);
+  }
+
+  function renderAttachment(att, localFile) {
+    const isImage = /^image\//i.test(att.content_type || (localFile && localFile.type) || "");
+    const name = att.filename || (localFile && localFile.name) || "file";
+    if (isImage) {
+      const img = h("img", { alt: name, class: "att-img", loading: "lazy" });
+      const btn = h("button", {
+        type: "button",
+        class: "att-thumb",
+        "data-okno": "attachment",
+        "data-kind": "image",
+        title: name,
+      }, img);
+      let full = null;
+      if (localFile) {
+        full = URL.createObjectURL(localFile);
+        img.src = full;
+      } else if (att.url) {
+        blobUrl(att.url).then((u) => {
+          full = u;
+          img.src = u;
+        }, () => {
+          btn.classList.add("att-broken");
+          btn.append(name);
+        });
+      }
+      btn.addEventListener("click", () => {
+        if (full) openLightbox(full, name);
+      });
+      return btn;
+    }
+    const link = h(
+      "a",
+      {
+        class: "att-file",
+        href: "#",
+        "data-okno": "attachment",
+        "data-kind": "file",
+        download: name,
+        title: T.download,
+      },
+      icon(ICONS.file),
+      h("span", { class: "att-name", text: name }),
+      h("span", { class: "att-size", text: fmtSize(att.size != null ? att.size : localFile && localFile.size) }),
+    );
+    link.addEventListener("click", (ev) => {
+      if (link.getAttribute("href") !== "#") return; // already resolved: let it download
+      ev.preventDefault();
+      const p = localFile ? Promise.resolve(URL.createObjectURL(localFile)) : att.url ? blobUrl(att.url) : null;
+      if (!p) return;
+      p.then((u) => {
+        link.setAttribute("href", u);
+        link.click();
+      }, () => link.classList.add("att-broken"));
+    });
+    return link;
+  }
+
+  function openLightbox(src, name) {
+    const img = h("img", { src, alt: name });
+    const box = h(
+      "div",
+      { class: "lightbox", "data-okno": "lightbox", role: "dialog", "aria-label": name },
+      img,
+      h("button", { type: "button", class: "lightbox-close", "aria-label": T.closeImage }, icon(ICONS.close)),
+    );
+    const close = () => {
+      box.remove();
+      document.removeEventListener("keydown", onKey, true);
+    };
+    const onKey = (e) => {
+      if (e.key === "Escape") {
+        e.stopPropagation();
+        close();
+      }
+    };
+    box.addEventListener("click", close);
+    document.addEventListener("keydown", onKey, true);
+    ui.root.append(box);
+  }
+
+  // ---------------------------------------------------------------- UI
+
+  const CSS_TEXT = `
+:host { all: initial; }
+* { box-sizing: border-box; }
+.root {
+  --okno-color: #0b57d0; --okno-on-color: #ffffff;
+  font: 14px/1.4 -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+  color: #1f2328;
+}
+.icon { display: inline-flex; align-items: center; justify-content: center; line-height: 0; }
+button { font: inherit; cursor: pointer; }
+.bubble {
+  position: fixed; right: 24px; bottom: 24px; z-index: 2147483000;
+  width: 60px; height: 60px; border-radius: 50%; border: 0;
+  background: var(--okno-color); color: var(--okno-on-color);
+  box-shadow: 0 6px 20px rgba(0,0,0,.25); display: flex; align-items: center; justify-content: center;
+  transition: transform .15s ease;
+}
+.bubble:hover { transform: scale(1.06); }
+.bubble:focus-visible { outline: 3px solid #93c5fd; outline-offset: 3px; }
+.badge {
+  position: absolute; top: -2px; right: -2px; min-width: 20px; height: 20px; padding: 0 6px;
+  border-radius: 10px; background: #e11d48; color: #fff; font-size: 12px; font-weight: 600;
+  line-height: 20px; text-align: center; box-shadow: 0 0 0 2px #fff;
+}
+.badge[hidden] { display: none; }
+.window {
+  position: fixed; right: 24px; bottom: 96px; z-index: 2147483001;
+  width: 370px; height: 580px; max-height: calc(100vh - 120px);
+  display: flex; flex-direction: column; background: #fff; border-radius: 16px; overflow: hidden;
+  box-shadow: 0 12px 40px rgba(0,0,0,.22), 0 2px 8px rgba(0,0,0,.08);
+  animation: okno-in .16s ease-out;
+}
+.window[hidden] { display: none; }
+@keyframes okno-in { from { opacity: 0; transform: translateY(12px); } to { opacity: 1; transform: none; } }
+.header {
+  display: flex; align-items: center; gap: 10px; padding: 14px 12px 14px 16px;
+  background: var(--okno-color); color: var(--okno-on-color);
+}
+.avatar {
+  width: 36px; height: 36px; border-radius: 50%; flex: none; display: flex; align-items: center;
+  justify-content: center; background: rgba(255,255,255,.22); font-weight: 700; font-size: 16px;
+}
+.titles { flex: 1; min-width: 0; }
+.title { font-weight: 600; font-size: 15px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.status { display: flex; align-items: center; gap: 6px; font-size: 12px; opacity: .9; }
+.status::before { content: ""; width: 8px; height: 8px; border-radius: 50%; background: #9ca3af; }
+.status[data-state="online"]::before { background: #22c55e; }
+.status[data-state="connecting"]::before { background: #f59e0b; }
+.close {
+  width: 36px; height: 36px; border: 0; border-radius: 8px; background: transparent; color: inherit;
+  display: flex; align-items: center; justify-content: center;
+}
+.close:hover { background: rgba(255,255,255,.18); }
+.info {
+  padding: 10px 14px; background: #fff7d1; border-bottom: 1px solid #f3e3a0; color: #5c4a00;
+  font-size: 13px; white-space: pre-wrap; overflow-wrap: anywhere;
+}
+.info[hidden], .banner[hidden] { display: none; }
+.banner { padding: 8px 14px; background: #fdecec; color: #8a1c1c; font-size: 13px; }
+.messages {
+  flex: 1; overflow-y: auto; padding: 14px 12px 8px; background: #f4f5f7;
+  display: flex; flex-direction: column; gap: 8px; overscroll-behavior: contain;
+}
+.msg { display: flex; flex-direction: column; max-width: 82%; align-self: flex-start; }
+.msg[data-author="customer"] { align-self: flex-end; align-items: flex-end; }
+.msg .name { font-size: 12px; color: #6b7280; margin: 0 4px 2px; }
+.msg .body {
+  padding: 8px 12px; border-radius: 14px; border-bottom-left-radius: 4px; background: #fff;
+  box-shadow: 0 1px 1px rgba(0,0,0,.06); white-space: pre-wrap; overflow-wrap: anywhere;
+  word-break: break-word;
+}
+.msg[data-author="customer"] .body {
+  background: var(--okno-color); color: var(--okno-on-color);
+  border-bottom-left-radius: 14px; border-bottom-right-radius: 4px;
+}
+.msg[data-author="bot"] .body { background: #eef2ff; }
+.msg[data-author="system"], .notice {
+  align-self: center; max-width: 90%; text-align: center;
+}
+.msg[data-author="system"] .body, .notice {
+  background: transparent; box-shadow: none; color: #6b7280; font-size: 12px; padding: 2px 8px;
+}
+.msg[data-pending] .body { opacity: .75; }
+.msg[data-failed] .body { opacity: 1; box-shadow: 0 0 0 1px #e11d48 inset; }
+.meta { font-size: 11px; color: #8b929c; margin: 2px 4px 0; }
+.error { font-size: 12px; color: #c0152f; margin: 2px 4px 0; max-width: 100%; text-align: right; }
+.text:empty { display: none; }
+.atts { display: flex; flex-direction: column; gap: 6px; }
+.text + .atts:not(:empty) { margin-top: 6px; }
+.att-thumb { border: 0; padding: 0; background: transparent; border-radius: 10px; overflow: hidden; display: block; }
+.att-img { display: block; max-width: 220px; max-height: 200px; min-width: 40px; min-height: 30px; object-fit: cover; background: rgba(0,0,0,.06); }
+.att-file {
+  display: flex; align-items: center; gap: 8px; padding: 8px 10px; border-radius: 10px;
+  background: rgba(0,0,0,.06); color: inherit; text-decoration: none; max-width: 240px;
+}
+.msg[data-author="customer"] .att-file { background: rgba(255,255,255,.2); }
+.att-name { flex: 1; min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; font-weight: 500; }
+.att-size { font-size: 11px; opacity: .75; white-space: nowrap; }
+.att-broken { opacity: .6; }
+.greeting { align-self: flex-start; max-width: 82%; }
+.greeting .body { background: #fff; }
+.greeting[hidden] { display: none; }
+.rating {
+  align-self: stretch; background: #fff; border-radius: 12px; padding: 12px; text-align: center;
+  box-shadow: 0 1px 2px rgba(0,0,0,.08);
+}
+.rating .q { font-size: 13px; margin-bottom: 6px; }
+.stars { display: flex; justify-content: center; gap: 4px; }
+.star {
+  border: 0; background: transparent; font-size: 28px; line-height: 1; color: #d1d5db; padding: 2px 3px;
+  border-radius: 6px;
+}
+.star.on, .stars:not([aria-disabled]) .star:hover { color: #f59e0b; }
+.stars:not([aria-disabled]) .star:has(~ .star:hover) { color: #f59e0b; }
+.star:focus-visible { outline: 2px solid var(--okno-color); }
+.rated { color: #15803d; font-weight: 500; }
+.composer { display: flex; align-items: flex-end; gap: 6px; padding: 8px; border-top: 1px solid #e5e7eb; background: #fff; }
+.composer textarea {
+  flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 12px; padding: 9px 12px;
+  font: inherit; color: inherit; max-height: 120px; min-height: 40px; outline: none; background: #fff;
+}
+.composer textarea:focus { border-color: var(--okno-color); box-shadow: 0 0 0 2px rgba(11,87,208,.12); }
+.iconbtn {
+  width: 40px; height: 40px; flex: none; border: 0; border-radius: 50%; display: flex;
+  align-items: center; justify-content: center; background: transparent; color: #6b7280;
+}
+.iconbtn:hover { background: #f3f4f6; }
+.sendbtn { background: var(--okno-color); color: var(--okno-on-color); }
+.sendbtn:hover { background: var(--okno-color); filter: brightness(1.08); }
+.sendbtn:disabled { opacity: .45; cursor: default; filter: none; }
+.file { display: none; }
+.lightbox {
+  position: fixed; inset: 0; z-index: 2147483002; background: rgba(0,0,0,.82);
+  display: flex; align-items: center; justify-content: center; cursor: zoom-out;
+}
+.lightbox img { max-width: 94vw; max-height: 90vh; box-shadow: 0 8px 40px rgba(0,0,0,.5); background: #fff; }
+.lightbox-close {
+  position: absolute; top: 14px; right: 14px; width: 40px; height: 40px; border-radius: 50%;
+  border: 0; background: rgba(255,255,255,.15); color: #fff; display: flex; align-items: center; justify-content: center;
+}
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+@media (max-width: 480px) {
+  .window {
+    right: 0; bottom: 0; left: 0; top: 0; width: 100%; height: 100%; max-height: none; border-radius: 0;
+  }
+  .root.is-open .bubble { display: none; }
+  .bubble { right: 16px; bottom: 16px; }
+}
+@media (prefers-reduced-motion: reduce) { .window { animation: none; } .bubble { transition: none; } }
+`;
+
+  let ui = null;
+
+  function buildUi() {
+    const host = document.createElement("div");
+    host.id = "okno-widget";
+    const shadow = host.attachShadow({ mode: "open" });
+    const style = document.createElement("style");
+    style.textContent = CSS_TEXT;
+
+    const badge = h("span", { class: "badge", "data-okno": "unread", hidden: true });
+    const bubble = h(
+      "button",
+      { type: "button", class: "bubble", "data-okno": "bubble", "aria-label": T.open, "aria-expanded": "false" },
+      icon(ICONS.chat),
+      badge,
+    );
+
+    const avatar = h("div", { class: "avatar", "aria-hidden": "true" });
+    const title = h("div", { class: "title", "data-okno": "title", text: T.title });
+    const statusText = h("span", { text: T.offline });
+    const status = h("div", { class: "status", "data-okno": "status", "data-state": state.status }, statusText);
+    const closeBtn = h("button", { type: "button", class: "close", "data-okno": "close", "aria-label": T.close }, icon(ICONS.close));
+    const header = h("div", { class: "header" }, avatar, h("div", { class: "titles" }, title, status), closeBtn);
+
+    const info = h("div", { class: "info", "data-okno": "info", role: "note", hidden: true });
+    const banner = h("div", { class: "banner", "data-okno": "banner", role: "alert", hidden: true });
+
+    const greetingBody = h("div", { class: "body" });
+    const greeting = h("div", { class: "msg greeting", "data-okno": "greeting", hidden: true }, greetingBody);
+    const messages = h(
+      "div",
+      { class: "messages", "data-okno": "messages", role: "log", "aria-live": "polite", "aria-label": T.messages },
+      greeting,
+    );
+
+    const input = h("textarea", {
+      "data-okno": "input",
+      rows: "1",
+      placeholder: T.placeholder,
+      "aria-label": T.placeholder,
+      maxlength: "4096",
+    });
+    const file = h("input", { type: "file", class: "file", "data-okno": "file", accept: ACCEPT, tabindex: "-1" });
+    const attach = h("button", { type: "button", class: "iconbtn", "data-okno": "attach", "aria-label": T.attach, title: T.attach }, icon(ICONS.clip));
+    const send = h("button", { type: "button", class: "iconbtn sendbtn", "data-okno": "send", "aria-label": T.send, title: T.send, disabled: true }, icon(ICONS.send));
+    const composer = h("div", { class: "composer" }, attach, file, input, send);
+
+    const win = h(
+      "div",
+      { class: "window", "data-okno": "window", role: "dialog", "aria-label": T.title, hidden: true },
+      header, info, banner, messages, composer,
+    );
+    const root = h("div", { class: "root", lang: LANG }, bubble, win);
+    shadow.append(style, root);
+
+    ui = {
+      host, shadow, root, bubble, badge, win, avatar, title, status, statusText, closeBtn,
+      info, banner, greeting, greetingBody, messages, input, file, attach, send,
+    };
+
+    bubble.addEventListener("click", () => (state.isOpen ? close() : open()));
+    closeBtn.addEventListener("click", () => close());
+    win.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && !shadow.querySelector(".lightbox")) {
+        e.preventDefault();
+        close();
+      }
+    });
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+        e.preventDefault();
+        submit();
+      }
+    });
+    input.addEventListener("input", () => {
+      autoGrow();
+      send.disabled = !input.value.trim();
+    });
+    input.addEventListener("paste", (e) => {
+      const files = e.clipboardData && e.clipboardData.files;
+      if (files && files.length) {
+        e.preventDefault();
+        for (const f of Array.from(files)) sendFile(f, "");
+      }
+    });
+    send.addEventListener("click", () => submit());
+    attach.addEventListener("click", () => file.click());
+    file.addEventListener("change", () => {
+      const files = Array.from(file.files || []);
+      file.value = "";
+      if (!files.length) return;
+      const caption = input.value.trim();
+      if (caption) {
+        input.value = "";
+        autoGrow();
+        send.disabled = true;
+      }
+      files.forEach((f, i) => sendFile(f, i === 0 ? caption : ""));
+      input.focus();
+    });
+    messages.addEventListener("dragover", (e) => e.preventDefault());
+    messages.addEventListener("drop", (e) => {
+      e.preventDefault();
+      const files = e.dataTransfer && e.dataTransfer.files;
+      if (files) for (const f of Array.from(files)) sendFile(f, "");
+    });
+
+    document.body.appendChild(host);
+    setStatus(state.status);
+    applyWidget(state.widget);
+  }
+
+  function autoGrow() {
+    const el = ui.input;
+    el.style.height = "auto";
+    el.style.height = Math.min(el.scrollHeight + 2, 120) + "px";
+  }
+
+  function submit() {
+    const text = ui.input.value;
+    if (!text.trim()) return;
+    ui.input.value = "";
+    autoGrow();
+    ui.send.disabled = true;
+    sendText(text);
+    ui.input.focus();
+  }
+
+  function applyWidget(w) {
+    if (!w || typeof w !== "object") return;
+    for (const k of ["name", "greeting", "info_message", "color"]) {
+      if (typeof w[k] === "string") state.widget[k] = w[k];
+      else if (w[k] === null) state.widget[k] = "";
+    }
+    if (!ui) return;
+    const name = state.widget.name || T.title;
+    ui.title.textContent = name;
+    ui.win.setAttribute("aria-label", name);
+    ui.avatar.textContent = (name.trim()[0] || "?").toUpperCase();
+    const color = safeColor(state.widget.color);
+    if (color) {
+      ui.root.style.setProperty("--okno-color", color);
+      ui.root.style.setProperty("--okno-on-color", contrastText(color));
+    }
+    ui.info.textContent = state.widget.info_message || "";
+    ui.info.hidden = !state.widget.info_message;
+    ui.greetingBody.textContent = state.widget.greeting || "";
+    ui.greeting.hidden = !state.widget.greeting;
+  }
+
+  function renderBanner() {
+    if (!ui) return;
+    ui.banner.textContent = state.fatal || "";
+    ui.banner.hidden = !state.fatal;
+  }
+
+  function renderUnread() {
+    if (!ui) return;
+    const n = state.unread;
+    ui.badge.textContent = n > 99 ? "99+" : String(n);
+    ui.badge.hidden = n === 0 || state.isOpen;
+    ui.bubble.setAttribute("aria-label", n && !state.isOpen ? T.open + ". " + T.unread(n) : T.open);
+  }
+
+  function sortedItems() {
+    return Array.from(state.items.values()).sort((a, b) => {
+      if (a.sortSeq !== b.sortSeq) return a.sortSeq < b.sortSeq ? -1 : 1;
+      return a.order - b.order;
+    });
+  }
+
+  function authorLabel(m) {
+    if (m.author_kind === "customer") return "";
+    if (m.author_name) return m.author_name;
+    return m.author_kind === "bot" ? T.bot : m.author_kind === "operator" ? T.operator : "";
+  }
+
+  function buildMessageEl(item) {
+    const el = h("div", { class: "msg", "data-okno": "message" });
+    item.el = el;
+    item.nameEl = h("div", { class: "name" });
+    item.textEl = h("div", { class: "text" });
+    item.attsEl = h("div", { class: "atts" });
+    item.metaEl = h("div", { class: "meta", "data-okno": "meta" });
+    item.errEl = null;
+    el.append(item.nameEl, h("div", { class: "body" }, item.textEl, item.attsEl), item.metaEl);
+    item.renderedAtt = null;
+  }
+
+  function updateMessageEl(item) {
+    if (!item.el) buildMessageEl(item);
+    const el = item.el;
+    const m = item.msg;
+    const author = m ? m.author_kind || "system" : "customer";
+    el.setAttribute("data-author", author);
+    if (m && typeof m.seq === "number") {
+      el.setAttribute("data-seq", String(m.seq));
+      el.removeAttribute("data-pending");
+    } else if (item.pending || item.error) {
+      el.removeAttribute("data-seq");
+      el.setAttribute("data-pending", "1");
+    } else {
+      el.removeAttribute("data-pending");
+    }
+    if (m && m.id != null) el.setAttribute("data-id", String(m.id));
+    if (item.error) el.setAttribute("data-failed", "1");
+    else el.removeAttribute("data-failed");
+
+    const name = m ? authorLabel(m) : "";
+    item.nameEl.textContent = name;
+    item.nameEl.hidden = !name || author === "system";
+    item.textEl.textContent = m ? m.text || "" : item.text;
+
+    // attachments: server ones once known, else the local file being sent
+    const atts = m && Array.isArray(m.attachments) ? m.attachments : [];
+    const sig = atts.length ? atts.map((a) => a.id).join(",") : item.file ? "local" : "";
+    if (sig !== item.renderedAtt) {
+      item.attsEl.textContent = "";
+      if (atts.length) {
+        for (const a of atts) item.attsEl.append(renderAttachment(a, null));
+      } else if (item.file) {
+        item.attsEl.append(
+          renderAttachment({ filename: item.file.name, content_type: item.file.type, size: item.file.size }, item.file),
+        );
+      }
+      item.renderedAtt = sig;
+    }
+
+    let meta;
+    if (item.error) meta = T.failed;
+    else if (item.pending) meta = item.attempts > 0 ? T.retrying : T.sending;
+    else meta = fmtTime(m && m.created_at);
+    item.metaEl.textContent = meta;
+    item.metaEl.hidden = !meta || author === "system";
+
+    if (item.error) {
+      if (!item.errEl) {
+        item.errEl = h("div", { class: "error", "data-okno": "error", role: "alert" });
+        el.append(item.errEl);
+      }
+      item.errEl.textContent = item.error;
+    } else if (item.errEl) {
+      item.errEl.remove();
+      item.errEl = null;
+    }
+  }
+
+  function updateNoticeEl(item) {
+    if (!item.el) item.el = h("div", { class: "notice", "data-okno": "notice", text: item.text });
+  }
+
+  function updateRatingEl(item) {
+    if (!item.el) {
+      item.el = h("div", { class: "rating", "data-okno": "rating", "data-conversation-id": String(item.convId) });
+    }
+    const el = item.el;
+    el.textContent = "";
+    if (item.done) {
+      el.append(h("div", { class: "rated", "data-okno": "rated", text: T.rated }));
+      return;
+    }
+    const stars = h("div", { class: "stars", role: "group", "aria-label": T.rateQ });
+    if (item.busy) stars.setAttribute("aria-disabled", "true");
+    for (let i = 1; i <= 5; i++) {
+      stars.append(
+        h("button", {
+          type: "button",
+          class: "star" + (item.score && i <= item.score ? " on" : ""),
+          "data-okno": "star",
+          "data-score": String(i),
+          "aria-label": T.star(i),
+          title: T.star(i),
+          disabled: item.busy || null,
+          onclick: () => submitRating(item, i),
+        }, "★"),
+      );
+    }
+    el.append(h("div", { class: "q", text: T.rateQ }), stars);
+    if (item.ratingError) el.append(h("div", { class: "error", role: "alert", text: item.ratingError }));
+  }
+
+  function render() {
+    if (!ui) return;
+    const list = ui.messages;
+    const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    let scroll = false;
+    let ref = ui.greeting.nextSibling;
+    for (const item of sortedItems()) {
+      if (item.dirty || !item.el) {
+        if (item.kind === "message") updateMessageEl(item);
+        else if (item.kind === "notice") updateNoticeEl(item);
+        else if (item.kind === "rating") updateRatingEl(item);
+        item.dirty = false;
+      }
+      if (item.scrollTo) {
+        scroll = true;
+        item.scrollTo = false;
+      }
+      if (item.el !== ref) list.insertBefore(item.el, ref);
+      else ref = ref.nextSibling;
+    }
+    // anything left after the sorted items is stale
+    while (ref) {
+      const next = ref.nextSibling;
+      list.removeChild(ref);
+      ref = next;
+    }
+    if (state.isOpen && (nearBottom || scroll)) list.scrollTop = list.scrollHeight;
+    outboxSave();
+  }
+
+  // ---------------------------------------------------------------- open / close
+
+  function open() {
+    if (!ui) return;
+    if (!state.isOpen) {
+      state.isOpen = true;
+      session.set("open", "1");
+      ui.win.hidden = false;
+      ui.root.classList.add("is-open");
+      ui.bubble.setAttribute("aria-expanded", "true");
+      ui.bubble.setAttribute("aria-label", T.close);
+      state.unread = 0;
+      renderUnread();
+      render();
+      ui.messages.scrollTop = ui.messages.scrollHeight;
+      setTimeout(() => ui.input.focus(), 30);
+    }
+    start();
+  }
+
+  function close() {
+    if (!ui || !state.isOpen) return;
+    state.isOpen = false;
+    session.set("open", null);
+    ui.win.hidden = true;
+    ui.root.classList.remove("is-open");
+    ui.bubble.setAttribute("aria-expanded", "false");
+    renderUnread();
+    ui.bubble.focus();
+  }
+
+  // ---------------------------------------------------------------- boot
+
+  function boot() {
+    if (document.getElementById("okno-widget")) return;
+    buildUi();
+    // Messages typed before a reload and never acknowledged: show and retry them.
+    for (const o of outboxLoad()) {
+      if (o && o.client_msg_id && typeof o.text === "string") {
+        addPending(o.client_msg_id, o.text, null, o.created_at).scrollTo = false;
+      }
+    }
+    const pendingRating = store.getJSON("rate", null);
+    if (pendingRating && pendingRating.conversation_id != null) {
+      showRating(pendingRating.conversation_id, pendingRating.seq);
+    }
+    render();
+    loadConfig();
+    if (session.get("open")) open();
+    else if (state.token || outboxLoad().length) start();
+
+    window.addEventListener("online", () => {
+      if (!state.token || !ws) start();
+      pumpNow();
+      if (!ws) {
+        clearTimeout(wsTimer);
+        wsTimer = null;
+        wsBackoff = 500;
+        connectWs();
+      }
+    });
+    window.addEventListener("offline", () => setStatus("offline"));
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) return;
+      if (state.isOpen) {
+        state.unread = 0;
+        renderUnread();
+      }
+      if (state.token && !ws) {
+        clearTimeout(wsTimer);
+        wsTimer = null;
+        wsBackoff = 500;
+        connectWs();
+      }
+      if (nextPending()) pumpNow();
+    });
+  }
+
+  window.okno = {
+    open,
+    close,
+    _state: state,
+    send: (text) => {
+      const item = sendText(text);
+      return item ? item.cmid : null;
+    },
+  };
+
+  if (document.body) boot();
+  else document.addEventListener("DOMContentLoaded", boot, { once: true });
+})();
