@@ -41,14 +41,19 @@ async def create_user(
     display_name: str | None = None,
     team: str | None = None,
     capacity: int = 5,
+    password_hash: str | None = None,
 ) -> User:
-    """Create a staff user; raises BadRequest for a bad role/password, Conflict if taken."""
+    """Create a staff user; raises BadRequest for a bad role/password, Conflict if taken.
+
+    ``password_hash`` (an argon2 hash) imports an account moved from another system
+    without knowing its password; then ``password`` is ignored.
+    """
     login = login.strip()
     if not login or len(login) > 100 or any(c.isspace() for c in login):
         raise BadRequest("login must be 1-100 characters without spaces", code="invalid_login")
     if role not in ROLES:
         raise BadRequest(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
-    if len(password) < MIN_PASSWORD:
+    if password_hash is None and len(password) < MIN_PASSWORD:
         raise BadRequest(
             f"password must be at least {MIN_PASSWORD} characters", code="weak_password"
         )
@@ -60,7 +65,7 @@ async def create_user(
     user = User(
         login=login,
         display_name=display_name or login,
-        password_hash=hash_password(password),
+        password_hash=password_hash or hash_password(password),
         role=role,
         team_id=team_row.id if team_row else None,
         capacity=capacity,

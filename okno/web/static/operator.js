@@ -28,7 +28,9 @@ const state = {
   pending: new Map(), // client_msg_id -> {text, internal, error}
   lastSeq: null,
   users: [],
-  me: null,
+  teams: [],
+  me: null, // {id, login, name, role, team_id}
+  needsList: true, // (re)load the list once the stream is ready
 };
 window.oknoOperator = { state };
 
@@ -113,15 +115,6 @@ async function api(path, { method = "GET", body, raw = false } = {}) {
   return res.json();
 }
 
-function jwtClaims(token) {
-  try {
-    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(decodeURIComponent(escape(atob(part))));
-  } catch {
-    return {};
-  }
-}
-
 // ------------------------------------------------------------------ login
 
 function showLogin(message) {
@@ -179,36 +172,45 @@ $("logout").addEventListener("click", () => logout(""));
 async function startApp() {
   document.getElementById("login-view").hidden = true;
   document.getElementById("app-view").hidden = false;
-  const claims = jwtClaims(state.token);
-  state.me = claims.sub != null ? String(claims.sub) : null;
-  $("me").textContent = claims.name || claims.login || "";
   renderList();
   renderDialog();
-  await Promise.all([loadConversations(), loadUsers()]).catch(() => {});
+  // The socket first: without after_seq it streams everything from "now", and the list
+  // is loaded once it reports stream.ready, so nothing falls between the two.
+  state.needsList = true;
   connectWs();
+  try {
+    state.me = await api("/api/v1/me");
+    $("me").textContent = state.me.name || state.me.login;
+  } catch {
+    /* 401 already handled */
+  }
+  loadDirectory();
 }
 
 async function loadConversations() {
-  const data = await api("/api/v1/conversations?status=open");
+  const data = await api("/api/v1/conversations?status=open&limit=500");
   const seen = new Set();
   for (const c of data.conversations || []) {
     seen.add(c.id);
+    const old = state.convs.get(c.id);
+    // An event may have arrived while the list was loading: keep the newer preview.
+    if (old && old.last_message_at && c.last_message_at && old.last_message_at > c.last_message_at) {
+      c.last_message_at = old.last_message_at;
+      c.last_message_preview = old.last_message_preview;
+    }
     state.convs.set(c.id, c);
   }
   for (const id of [...state.convs.keys()]) if (!seen.has(id) && id !== state.selected) state.convs.delete(id);
-  if (typeof data.last_seq === "number" && state.lastSeq == null) state.lastSeq = data.last_seq;
   renderList();
 }
 
-async function loadUsers() {
-  try {
-    const data = await api("/api/v1/users");
-    state.users = data.users || [];
-    const me = state.users.find((u) => String(u.id) === state.me || u.login === state.me);
-    if (me) $("me").textContent = me.name || me.login;
-  } catch (e) {
-    state.users = [];
-  }
+async function loadDirectory() {
+  const [users, teams] = await Promise.all([
+    api("/api/v1/users").catch(() => ({ users: [] })),
+    api("/api/v1/teams").catch(() => ({ teams: [] })),
+  ]);
+  state.users = users.users || [];
+  state.teams = teams.teams || [];
   renderTransferOptions();
 }
 
@@ -308,6 +310,8 @@ function renderDialog() {
   sub.push("диалог #" + c.id);
   $("dialog-sub").textContent = sub.filter(Boolean).join(" · ");
   const closed = c.status === "closed";
+  const mine = state.me && c.assignee && c.assignee.id === state.me.id;
+  $("take").hidden = closed || mine;
   $("close-conv").disabled = closed;
   $("transfer").disabled = closed;
   $("reply-send").disabled = closed;
@@ -365,7 +369,9 @@ function messageEl(m, pending) {
       }, () => img.replaceWith(document.createTextNode(a.filename)));
       atts.append(img);
     } else {
-      const link = h("a", { href: "#", download: a.filename, text: "📎 " + a.filename });
+      const link = h("a", { href: "#", download: a.filename, class: "file" },
+        h("span", { class: "ext", text: (a.filename.split(".").pop() || "файл").slice(0, 4) }),
+        h("span", { text: a.filename }));
       link.addEventListener("click", (e) => {
         if (link.getAttribute("href") !== "#") return;
         e.preventDefault();
@@ -449,6 +455,19 @@ $("internal").addEventListener("change", (e) => {
   $("reply").placeholder = e.target.checked ? "Заметка для коллег — клиент её не увидит" : "Ответ клиенту…";
 });
 
+$("take").addEventListener("click", async () => {
+  const id = state.selected;
+  if (id == null) return;
+  try {
+    const c = await api(`/api/v1/conversations/${id}/assign`, { method: "POST", body: {} });
+    upsertConv(c);
+    renderList();
+    renderDialog();
+  } catch (e) {
+    if (e.status !== 401) toast(e.message);
+  }
+});
+
 $("close-conv").addEventListener("click", async () => {
   const id = state.selected;
   if (id == null || !confirm("Закрыть диалог?")) return;
@@ -468,16 +487,21 @@ function renderTransferOptions() {
   const sel = $("transfer-to");
   sel.textContent = "";
   sel.append(h("option", { value: "", text: "Передать…" }));
-  const users = state.users.filter((u) => String(u.id) !== state.me && u.login !== state.me);
+  const myId = state.me ? state.me.id : null;
+  const users = state.users.filter((u) => u.id !== myId);
   if (users.length) {
     const g = h("optgroup", { label: "Сотрудники" });
     for (const u of users) g.append(h("option", { value: `u:${u.id}`, text: `${u.name || u.login} (${u.role})` }));
     sel.append(g);
   }
-  const teams = [...new Set(state.users.map((u) => u.team_id).filter((t) => t != null))];
+  let teams = state.teams.map((t) => ({ id: t.id, name: t.name }));
+  if (!teams.length) {
+    teams = [...new Set(state.users.map((u) => u.team_id).filter((t) => t != null))]
+      .map((id) => ({ id, name: `Команда #${id}` }));
+  }
   if (teams.length) {
-    const g = h("optgroup", { label: "Команды" });
-    for (const t of teams) g.append(h("option", { value: `t:${t}`, text: `Команда #${t}` }));
+    const g = h("optgroup", { label: "Очереди команд" });
+    for (const t of teams) g.append(h("option", { value: `t:${t.id}`, text: t.name }));
     sel.append(g);
   }
 }
@@ -520,9 +544,9 @@ function stopWs() {
   clearTimeout(wsTimer);
   wsTimer = null;
   if (ws) {
-    ws.onclose = null;
-    ws.close(1000);
+    const old = ws;
     ws = null;
+    old.close(1000);
   }
   setConn("offline");
 }
@@ -544,12 +568,21 @@ function connectWs() {
   const sock = new WebSocket(url);
   ws = sock;
   let opened = false;
+  let pongTimer = null;
+  const ping = setInterval(() => {
+    if (sock.readyState !== WebSocket.OPEN) return;
+    sock.send("ping");
+    clearTimeout(pongTimer);
+    // A half-open connection never answers: drop it and reconnect with catch-up.
+    pongTimer = setTimeout(() => sock.close(4000, "no pong"), 10000);
+  }, 25000);
   sock.onopen = () => {
     opened = true;
     wsDelay = 500;
-    setConn("online");
+    setConn("connecting"); // until stream.ready: catching up
   };
   sock.onmessage = (ev) => {
+    clearTimeout(pongTimer);
     let env;
     try {
       env = JSON.parse(ev.data);
@@ -559,25 +592,24 @@ function connectWs() {
     handleEvent(env);
   };
   sock.onclose = () => {
+    clearInterval(ping);
+    clearTimeout(pongTimer);
     if (ws !== sock) return;
     ws = null;
     setConn("offline");
     if (!opened) {
       // maybe the token expired: any API call logs out on 401
-      api("/api/v1/users").catch(() => {});
+      api("/api/v1/me").catch(() => {});
     }
     scheduleWs();
   };
 }
 
-async function resync() {
+function resync() {
+  // Too far behind: start a fresh stream from "now" and reload everything once it is ready.
   state.lastSeq = null;
-  try {
-    await loadConversations();
-    if (state.selected != null) await selectConv(state.selected);
-  } catch {
-    /* next reconnect retries */
-  }
+  state.needsList = true;
+  if (ws) ws.close(1000);
 }
 
 function handleEvent(env) {
@@ -590,7 +622,7 @@ function handleEvent(env) {
       const cid = m.conversation_id ?? env.conversation_id;
       const c = state.convs.get(cid);
       if (c) {
-        if (!m.internal) c.last_message_preview = m.text || (m.attachments && m.attachments.length ? "📎 " + m.attachments[0].filename : "");
+        if (!m.internal) c.last_message_preview = m.text || (m.attachments && m.attachments.length ? "Файл: " + m.attachments[0].filename : "");
         c.last_message_at = m.created_at || c.last_message_at;
       } else {
         // a dialog we have not seen yet (e.g. created before we connected)
@@ -626,6 +658,13 @@ function handleEvent(env) {
     case "stream.ready":
       if (typeof p.last_seq === "number" && (state.lastSeq == null || p.last_seq > state.lastSeq)) state.lastSeq = p.last_seq;
       setConn("online");
+      if (state.needsList) {
+        state.needsList = false;
+        loadConversations().catch(() => {
+          state.needsList = true;
+        });
+        if (state.selected != null) selectConv(state.selected);
+      }
       break;
     case "stream.error":
       if (p.code === "events_pruned") resync();
@@ -652,7 +691,16 @@ window.addEventListener("online", () => {
     connectWs();
   }
 });
-window.addEventListener("offline", () => setConn("offline"));
+window.addEventListener("offline", () => {
+  // The socket may linger half-open: drop it now; "online" brings it back with catch-up.
+  if (ws) {
+    const old = ws;
+    ws = null;
+    old.close(1000);
+  }
+  setConn("offline");
+  scheduleWs();
+});
 
 // ------------------------------------------------------------------ boot
 

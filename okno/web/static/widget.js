@@ -152,24 +152,6 @@
       store.set(k, JSON.stringify(v));
     },
   };
-  const session = {
-    get(k) {
-      try {
-        return window.sessionStorage.getItem(NS + k);
-      } catch (e) {
-        return null;
-      }
-    },
-    set(k, v) {
-      try {
-        if (v == null) window.sessionStorage.removeItem(NS + k);
-        else window.sessionStorage.setItem(NS + k, v);
-      } catch (e) {
-        /* ignore */
-      }
-    },
-  };
-
   // ---------------------------------------------------------------- helpers
 
   function uuid() {
@@ -516,8 +498,7 @@
     const old = ws;
     ws = null;
     try {
-      old.onclose = null;
-      old.close(1000);
+      old.close(1000); // its onclose sees it is no longer current and only cleans up
     } catch (e) {
       /* ignore */
     }
@@ -566,14 +547,32 @@
     }
     ws = sock;
     let opened = false;
+    let pongTimer = null;
+    const pinger = setInterval(() => {
+      if (sock.readyState !== 1) return;
+      try {
+        sock.send("ping");
+      } catch (e) {
+        return;
+      }
+      clearTimeout(pongTimer);
+      // A half-open connection never answers: drop it and reconnect with catch-up.
+      pongTimer = setTimeout(() => {
+        try {
+          sock.close(4000, "no pong");
+        } catch (e) {
+          /* ignore */
+        }
+      }, 10000);
+    }, 25000);
     sock.onopen = () => {
       opened = true;
       wsFailures = 0;
       wsBackoff = 500;
-      setStatus("online");
       pumpNow();
     };
     sock.onmessage = (ev) => {
+      clearTimeout(pongTimer);
       let env;
       try {
         env = JSON.parse(ev.data);
@@ -586,6 +585,8 @@
       /* onclose follows */
     };
     sock.onclose = (ev) => {
+      clearInterval(pinger);
+      clearTimeout(pongTimer);
       if (ws !== sock) return;
       ws = null;
       setStatus("offline");
@@ -635,14 +636,11 @@
         if (p.code === "events_pruned") {
           resyncNeeded = true;
           closeWs(nextWsDelay());
-        } else if (p.code === "unauthorized") {
+        } else if (p.code === "unauthorized" || p.code === "token_invalid" || p.code === "token_expired") {
           const old = ws;
           ws = null;
           try {
-            if (old) {
-              old.onclose = null;
-              old.close(1000);
-            }
+            if (old) old.close(1000);
           } catch (e) {
             /* ignore */
           }
@@ -753,13 +751,14 @@
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ conversation_id: item.convId, score }),
       });
-      if (res.ok || res.status === 409) {
+      const err = res.ok ? null : await readError(res);
+      if (res.ok || (err && err.code === "already_rated")) {
         item.done = true;
         rated.add(String(item.convId));
         store.setJSON("rated", Array.from(rated).slice(-50));
         store.del("rate");
       } else {
-        item.ratingError = (await readError(res)).detail;
+        item.ratingError = err.detail;
       }
     } catch (e) {
       item.ratingError = T.ratingFailed;
@@ -1380,10 +1379,11 @@ button { font: inherit; cursor: pointer; }
     if (m && typeof m.seq === "number") {
       el.setAttribute("data-seq", String(m.seq));
       el.removeAttribute("data-pending");
-    } else if (item.pending || item.error) {
+    } else if (item.pending && !item.error) {
       el.removeAttribute("data-seq");
       el.setAttribute("data-pending", "1");
     } else {
+      // acknowledged without a seq, or rejected (4xx: marked data-failed below)
       el.removeAttribute("data-pending");
     }
     if (m && m.id != null) el.setAttribute("data-id", String(m.id));
@@ -1499,7 +1499,6 @@ button { font: inherit; cursor: pointer; }
     if (!ui) return;
     if (!state.isOpen) {
       state.isOpen = true;
-      session.set("open", "1");
       ui.win.hidden = false;
       ui.root.classList.add("is-open");
       ui.bubble.setAttribute("aria-expanded", "true");
@@ -1516,7 +1515,6 @@ button { font: inherit; cursor: pointer; }
   function close() {
     if (!ui || !state.isOpen) return;
     state.isOpen = false;
-    session.set("open", null);
     ui.win.hidden = true;
     ui.root.classList.remove("is-open");
     ui.bubble.setAttribute("aria-expanded", "false");
@@ -1541,8 +1539,8 @@ button { font: inherit; cursor: pointer; }
     }
     render();
     loadConfig();
-    if (session.get("open")) open();
-    else if (state.token || outboxLoad().length) start();
+    // With a stored session, connect now: history, unread badge, outbox retries.
+    if (state.token || outboxLoad().length) start();
 
     window.addEventListener("online", () => {
       if (!state.token || !ws) start();
@@ -1554,7 +1552,20 @@ button { font: inherit; cursor: pointer; }
         connectWs();
       }
     });
-    window.addEventListener("offline", () => setStatus("offline"));
+    window.addEventListener("offline", () => {
+      // The socket may linger half-open: drop it now; "online" brings it back with catch-up.
+      if (ws) {
+        const old = ws;
+        ws = null;
+        try {
+          old.close(1000);
+        } catch (e) {
+          /* ignore */
+        }
+      }
+      setStatus("offline");
+      scheduleWs(nextWsDelay());
+    });
     document.addEventListener("visibilitychange", () => {
       if (document.hidden) return;
       if (state.isOpen) {
