@@ -103,6 +103,28 @@ def _serve(settings: Settings) -> None:
     )
 
 
+@main.command("settings")
+@click.option("--markdown", is_flag=True, help="Print the documented list (docs/configuration.md).")
+@click.option("--json", "as_json", is_flag=True, help="Print the values in effect as JSON.")
+def settings_cmd(markdown: bool, as_json: bool) -> None:
+    """Show every OKNO_* setting: its meaning, or the values in effect (secrets hidden)."""
+    from okno.settings import settings_markdown
+
+    if markdown:
+        click.echo(settings_markdown(), nl=False)
+        return
+    current = _settings()
+    values = current.model_dump(mode="json")
+    for secret in ("secret_key",):
+        if values.get(secret):
+            values[secret] = "***"
+    if as_json:
+        click.echo(json.dumps(values, ensure_ascii=False))
+    else:
+        for key, value in values.items():
+            click.echo(f"OKNO_{key.upper()}={value}")
+
+
 @main.command()
 def worker() -> None:
     """Run a job worker (several may run; on PostgreSQL they share the queue safely)."""

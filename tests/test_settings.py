@@ -50,3 +50,12 @@ def test_plain_postgres_url_gets_the_async_driver() -> None:
 def test_generated_secret_key_is_kept_across_restarts(tmp_path: Path) -> None:
     first = load_settings(data_dir=tmp_path).signing_key()
     assert load_settings(data_dir=tmp_path).signing_key() == first and len(first) >= 32
+
+
+def test_docs_list_every_setting() -> None:
+    from pathlib import Path
+
+    from okno.settings import settings_markdown
+
+    documented = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    assert documented == settings_markdown(), "run: okno settings --markdown > docs/configuration.md"

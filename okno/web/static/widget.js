@@ -477,8 +477,8 @@
       connectWs();
       pump();
     } catch (e) {
-      if (state.fatal) return; // unknown widget: nothing to retry
       setStatus("offline");
+      if (state.fatal) return; // unknown widget or site not allowed: nothing to retry
       startTimer = setTimeout(start, startDelay);
       startDelay = Math.min(startDelay * 2, 30000);
     }
