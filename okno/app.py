@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from okno import health
 from okno.bus.factory import make_bus
+from okno.channels import api as channels_api
 from okno.channels.widget import api as widget_api
 from okno.conversations import api as conversations_api
 from okno.db import migrate
@@ -147,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
         conversations_api.router,
         events_api.router,
         widget_api.router,
+        channels_api.router,
         health.router,
         pages.router,
     ):

@@ -263,6 +263,54 @@ def channels_add(
         click.echo(f"added widget {key} (id {result['id']}); put on the site:\n  {snippet}")
 
 
+@channels.command("update")
+@click.argument("key")
+@click.option("--name", default=None)
+@click.option("--greeting", default=None)
+@click.option("--info-message", default=None, help="Banner text; '' removes it.")
+@click.option("--color", default=None)
+@click.option("--origin", "origins", multiple=True, help="Allowed site origin (repeatable).")
+@click.option("--enable/--disable", "is_active", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def channels_update(
+    key: str,
+    name: str | None,
+    greeting: str | None,
+    info_message: str | None,
+    color: str | None,
+    origins: tuple[str, ...],
+    is_active: bool | None,
+    as_json: bool,
+) -> None:
+    """Change a widget's name, greeting, info message, colour, sites or on/off state."""
+    from okno.channels import service
+
+    settings = _settings()
+
+    async def fn(session: AsyncSession) -> dict[str, Any]:
+        channel = await service.get_widget_for_admin(session, key=key)
+        channel = await service.update_widget(
+            session,
+            channel,
+            name=name,
+            is_active=is_active,
+            greeting=greeting,
+            info_message=info_message,
+            color=color,
+            allowed_origins=list(origins) or None,
+        )
+        return {
+            "id": channel.id,
+            "key": channel.key,
+            "name": channel.name,
+            "is_active": channel.is_active,
+            **channel.config,
+        }
+
+    result = _run(_in_transaction(settings, fn))
+    click.echo(json.dumps(result, ensure_ascii=False) if as_json else f"updated widget {key}")
+
+
 async def seed_demo(session: AsyncSession) -> list[tuple[str, str, str]]:
     """Demo staff and the demo widget; existing ones are kept. Returns staff created."""
     from sqlalchemy import select

@@ -39,6 +39,40 @@ async def add_widget(
     return channel
 
 
+async def update_widget(
+    session: AsyncSession,
+    channel: Channel,
+    *,
+    name: str | None = None,
+    is_active: bool | None = None,
+    **config: Any,
+) -> Channel:
+    """Change a widget's name, texts, colour, allowed origins or on/off state."""
+    merged = {
+        **DEFAULT_WIDGET_CONFIG,
+        **(channel.config or {}),
+        **{k: v for k, v in config.items() if v is not None},
+    }
+    validate_widget_config(merged)
+    channel.config = merged
+    if name is not None:
+        channel.name = name.strip() or channel.name
+    if is_active is not None:
+        channel.is_active = is_active
+    await session.flush()
+    return channel
+
+
+async def get_widget_for_admin(session: AsyncSession, *, key: str) -> Channel:
+    """A widget by key, switched off or not; NotFound otherwise."""
+    channel = await session.scalar(
+        select(Channel).where(Channel.key == key, Channel.kind == "widget")
+    )
+    if channel is None:
+        raise NotFound("no widget has this key", code="unknown_widget_key")
+    return channel
+
+
 def validate_widget_config(config: dict[str, Any]) -> None:
     if not COLOR_RE.match(str(config.get("color", ""))):
         raise BadRequest("color must look like #1f6feb", code="invalid_color")

@@ -1,0 +1,32 @@
+"""Channel administration shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ChannelOut(BaseModel):
+    id: int
+    kind: str
+    name: str
+    key: str | None
+    is_active: bool
+    config: dict[str, Any]
+
+
+class ChannelsOut(BaseModel):
+    channels: list[ChannelOut]
+
+
+class WidgetUpdate(BaseModel):
+    """Fields to change; omitted ones stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    greeting: str | None = Field(default=None, max_length=1000)
+    info_message: str | None = Field(default=None, max_length=1000)
+    color: str | None = None
+    allowed_origins: list[str] | None = None
+    is_active: bool | None = None
