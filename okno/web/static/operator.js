@@ -17,6 +17,26 @@ const KIND_TEXT = {
   whatsapp: "WhatsApp", facebook: "Facebook", apple: "Apple", email: "e-mail", phone: "телефон",
 };
 
+// Server error codes in Russian; the server's English `detail` is the fallback.
+const ERRORS = {
+  bad_credentials: "Неверный логин или пароль",
+  account_disabled: "Учётная запись отключена",
+  already_assigned: "Диалог уже взял другой оператор",
+  conversation_closed: "Диалог закрыт",
+  not_assignee: "Это может сделать только ответственный оператор или супервизор",
+  same_assignee: "Диалог уже у этого оператора",
+  forbidden_role: "Недостаточно прав",
+  team_not_found: "Команда не найдена",
+  user_not_found: "Сотрудник не найден",
+  empty_message: "Пустое сообщение",
+  text_too_long: "Сообщение слишком длинное",
+  too_many_requests: "Слишком много запросов, подождите немного",
+  forbidden: "Недостаточно прав",
+  not_found: "Не найдено",
+};
+const errorText = (j, status) =>
+  (j && ERRORS[j.code]) || (j && typeof j.detail === "string" && j.detail) || `Ошибка ${status}`;
+
 const $ = (sel) => document.querySelector(`[data-okno="${sel}"]`);
 
 const state = {
@@ -102,8 +122,7 @@ async function api(path, { method = "GET", body, raw = false } = {}) {
     let code = "";
     try {
       const j = await res.json();
-      if (typeof j.detail === "string") detail = j.detail;
-      else if (Array.isArray(j.detail)) detail = j.detail.map((d) => d.msg).join("; ");
+      detail = Array.isArray(j.detail) ? j.detail.map((d) => d.msg).join("; ") : errorText(j, res.status);
       code = j.code || "";
     } catch {
       /* not JSON */
@@ -138,8 +157,7 @@ $("login").addEventListener("submit", async (e) => {
     });
     const data = await res.json().catch(() => ({}));
     if (!res.ok) {
-      $("login-error").textContent =
-        typeof data.detail === "string" ? data.detail : "Неверный логин или пароль";
+      $("login-error").textContent = errorText(data, res.status);
       return;
     }
     state.token = data.access_token;
@@ -310,8 +328,7 @@ function renderDialog() {
   sub.push("диалог #" + c.id);
   $("dialog-sub").textContent = sub.filter(Boolean).join(" · ");
   const closed = c.status === "closed";
-  const mine = state.me && c.assignee && c.assignee.id === state.me.id;
-  $("take").hidden = closed || mine;
+  $("take").hidden = c.status !== "waiting";
   $("close-conv").disabled = closed;
   $("transfer").disabled = closed;
   $("reply-send").disabled = closed;

@@ -76,6 +76,27 @@
       messages: "Сообщения",
       kb: "КБ",
       mb: "МБ",
+      // Server error codes (the English `detail` is the fallback for unknown ones).
+      errors: {
+        attachment_empty: () => "Файл пустой",
+        attachment_too_large: (f) =>
+          f && f.max_bytes
+            ? "Файл больше " + Math.floor(f.max_bytes / 1048576) + " МБ"
+            : "Файл слишком большой",
+        request_too_large: () => "Файл слишком большой",
+        attachment_type_not_allowed: () =>
+          "Можно отправить только изображения (PNG, JPEG, GIF, WebP) и PDF",
+        attachment_type_mismatch: () => "Содержимое файла не соответствует его расширению",
+        empty_message: () => "Пустое сообщение",
+        text_too_long: (f) =>
+          f && f.max_chars
+            ? "Сообщение длиннее " + f.max_chars + " символов"
+            : "Сообщение слишком длинное",
+        not_closed: () => "Оценить можно после завершения диалога",
+        origin_not_allowed: () => "Чат недоступен на этом сайте",
+        widget_disabled: () => "Чат временно отключён",
+        too_many_requests: () => "Слишком много сообщений, подождите немного",
+      },
     },
     en: {
       open: "Open chat",
@@ -109,6 +130,7 @@
       messages: "Messages",
       kb: "KB",
       mb: "MB",
+      errors: {},
     },
   };
   const T = TEXTS[LANG];
@@ -259,14 +281,16 @@
     }
   }
 
-  /** The reason from an error response: {"detail": str|list, "code"}. */
+  /** The reason from an error response: {"detail": str|list, "code", "fields"}. */
   async function readError(res) {
     let detail = "";
     let code = "";
     try {
       const body = await res.json();
       code = body && body.code ? String(body.code) : "";
-      if (body && typeof body.detail === "string") detail = body.detail;
+      const local = code && T.errors[code];
+      if (local) detail = local(body.fields || {});
+      else if (body && typeof body.detail === "string") detail = body.detail;
       else if (body && Array.isArray(body.detail)) {
         detail = body.detail.map((d) => (d && d.msg) || "").filter(Boolean).join("; ");
       }
@@ -368,7 +392,8 @@
         continue;
       }
       if (clientError) {
-        state.fatal = T.unavailable; // unknown or disabled widget key
+        // unknown or disabled widget key, or a site the widget is not allowed on
+        state.fatal = err.code && T.errors[err.code] ? err.detail : T.unavailable;
         renderBanner();
       }
       throw new HttpError(res.status, err.detail, err.code);
@@ -1221,7 +1246,6 @@ button { font: inherit; cursor: pointer; }
       rows: "1",
       placeholder: T.placeholder,
       "aria-label": T.placeholder,
-      maxlength: "4096",
     });
     const file = h("input", { type: "file", class: "file", "data-okno": "file", accept: ACCEPT, tabindex: "-1" });
     const attach = h("button", { type: "button", class: "iconbtn", "data-okno": "attach", "aria-label": T.attach, title: T.attach }, icon(ICONS.clip));
