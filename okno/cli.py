@@ -256,7 +256,8 @@ def channels_add(
         return {"id": channel.id, "kind": channel.kind, "key": channel.key, "name": channel.name}
 
     result = _run(_in_transaction(settings, fn))
-    snippet = f'<script src="{{OKNO_URL}}/widget.js" data-widget-key="{key}" async></script>'
+    base = settings.public_url.rstrip("/") or "https://okno.bank.example"
+    snippet = f'<script src="{base}/widget.js" data-widget-key="{key}" async></script>'
     if as_json:
         click.echo(json.dumps({**result, "snippet": snippet}))
     else:
@@ -337,6 +338,7 @@ async def seed_demo(session: AsyncSession) -> list[tuple[str, str, str]]:
             session,
             key=DEMO_WIDGET_KEY,
             name="Банк Пример — чат",
+            color="#12a150",
             info_message="",
         )
     return created

@@ -49,7 +49,7 @@ class Connection:
                 return
             if event["seq"] <= self.skip_through:
                 continue
-            await self._send(envelope(event))
+            await self._send(envelope(event, self.viewer))
 
 
 class Hub:

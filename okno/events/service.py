@@ -19,7 +19,7 @@ from okno.db.base import utcnow
 from okno.db.session import after_commit, before_commit
 from okno.errors import Gone
 from okno.events.models import Counter, Event
-from okno.events.visibility import Viewer, visible_clause
+from okno.events.visibility import CustomerViewer, Viewer, visible_clause
 
 
 @dataclass
@@ -43,14 +43,34 @@ def record_event(session: AsyncSession, event: PendingEvent) -> None:
     before_commit(session, "events.seal", seal)
 
 
-def envelope(row: dict[str, Any]) -> dict[str, Any]:
-    """The public shape of an event: what sockets and the catch-up API send."""
+def envelope(row: dict[str, Any], viewer: Viewer | None = None) -> dict[str, Any]:
+    """The public shape of an event: what sockets and the catch-up API send.
+
+    A customer gets a slimmed payload: the dialog's id, status and who serves it (by
+    name), never internal fields such as team, topic, priority or resolution.
+    """
+    payload = row["payload"]
+    if isinstance(viewer, CustomerViewer):
+        payload = customer_payload(payload)
     return {
         "seq": row["seq"],
         "type": row["type"],
         "conversation_id": row["conversation_id"],
-        "payload": row["payload"],
+        "payload": payload,
     }
+
+
+def customer_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    slim = {k: v for k, v in payload.items() if k == "message"}
+    conversation = payload.get("conversation")
+    if conversation is not None:
+        assignee = conversation.get("assignee")
+        slim["conversation"] = {
+            "id": conversation["id"],
+            "status": conversation["status"],
+            "assignee": {"name": assignee["name"]} if assignee else None,
+        }
+    return slim
 
 
 async def seal(session: AsyncSession) -> None:
@@ -123,7 +143,7 @@ async def events_after(
         .order_by(Event.seq)
         .limit(limit)
     )
-    return [envelope(_as_dict(e)) for e in rows.scalars()]
+    return [envelope(_as_dict(e), viewer) for e in rows.scalars()]
 
 
 async def last_seq(session: AsyncSession) -> int:

@@ -41,7 +41,10 @@ def test_operator_gets_customer_message_live_and_customer_gets_reply_live(
             headers=bearer(anna),
         )
         assigned = until(customer_ws, "conversation.assigned")
-        assert assigned["payload"]["conversation"]["assignee"]["name"] == "Анна"
+        # the customer learns who answers, not the team, topic or other internal fields
+        assert assigned["payload"]["conversation"] == {
+            "id": message["conversation_id"], "status": "assigned", "assignee": {"name": "Анна"},
+        }
         reply = until(customer_ws, "message.created")
         assert reply["payload"]["message"]["text"] == "Перевод зачислен"
         assert reply["payload"]["message"]["author_kind"] == "operator"
