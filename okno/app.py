@@ -106,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     db.publish = publish
     bus.subscribe(hub.dispatch)
+    bus.on_gap(hub.resync_all)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -24,4 +24,7 @@ class Bus(Protocol):
 
     def subscribe(self, handler: Handler) -> None: ...
 
+    def on_gap(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when events from other processes may have been missed."""
+
     async def ping(self) -> bool: ...

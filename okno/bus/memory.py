@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 
 from okno.bus.base import EventDict, Handler
@@ -27,6 +29,9 @@ class MemoryBus:
 
     async def ping(self) -> bool:
         return True
+
+    def on_gap(self, callback: Callable[[], None]) -> None:
+        return None  # one process: nothing can be missed
 
 
 def deliver(handlers: list[Handler], events: list[EventDict]) -> None:

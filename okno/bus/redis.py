@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 
 import structlog
@@ -30,10 +31,14 @@ class RedisBus:
         self._origin = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._gap_callbacks: list[Callable[[], None]] = []
         self.publish_failures = 0
 
     def subscribe(self, handler: Handler) -> None:
         self._handlers.append(handler)
+
+    def on_gap(self, callback: Callable[[], None]) -> None:
+        self._gap_callbacks.append(callback)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="okno-redis-bus")
@@ -64,12 +69,19 @@ class RedisBus:
 
     async def _listen(self) -> None:
         delay = 0.5
+        failed_before = False
         while True:
             try:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(CHANNEL)
                 self._ready.set()
                 delay = 0.5
+                if failed_before:
+                    # Whatever was published while we were away is gone from pub/sub;
+                    # clients must fetch it from the database.
+                    for callback in self._gap_callbacks:
+                        callback()
+                    failed_before = False
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -80,6 +92,7 @@ class RedisBus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                failed_before = True
                 log.warning("bus.listen_failed", error=type(exc).__name__, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any
 
 import structlog
@@ -30,6 +31,7 @@ class Connection:
         self._send = send
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self.overflowed = False
+        self.resync = False
         # Events up to here were sent by the catch-up; live copies of them are skipped.
         self.skip_through = 0
 
@@ -41,11 +43,18 @@ class Connection:
         except asyncio.QueueFull:
             self.overflowed = True  # drain() stops at its next step; the socket closes
 
+    def ask_resync(self) -> None:
+        """Make the client reconnect and catch up from the database (live events may have
+        been lost, e.g. while the bus was reconnecting)."""
+        self.resync = True
+        with suppress(asyncio.QueueFull):
+            self.outbox.put_nowait(None)
+
     async def drain(self) -> None:
-        """Send queued events until the connection closes or overflows."""
+        """Send queued events until the connection closes, overflows or must resync."""
         while True:
             event = await self.outbox.get()
-            if event is None or self.overflowed:
+            if event is None or self.overflowed or self.resync:
                 return
             if event["seq"] <= self.skip_through:
                 continue
@@ -117,6 +126,16 @@ class Hub:
             else:
                 found |= self.operators_by_team.get(team, set())
         return found
+
+    def resync_all(self) -> None:
+        """Ask every local client to reconnect and catch up (bus gap)."""
+        conns = set(self.see_all)
+        for group in (self.by_user, self.by_customer):
+            for members in group.values():
+                conns |= members
+        for conn in conns:
+            conn.ask_resync()
+        log.warning("hub.resync_all", connections=len(conns))
 
     def dispatch(self, event: dict[str, Any]) -> None:
         """Offer ``event`` to every local connection allowed to see it (bus handler)."""

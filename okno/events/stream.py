@@ -82,6 +82,8 @@ async def serve(
         done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
         if writer in done and conn.overflowed:
             await send_error(websocket, "too_slow", "reconnect and catch up", 4008)
+        elif writer in done and conn.resync:
+            await send_error(websocket, "resync", "reconnect and catch up", 4012)
         for task in (reader, writer):
             task.cancel()
     except OknoError as exc:
