@@ -15,6 +15,7 @@ from contextlib import suppress
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.errors import OknoError
@@ -63,8 +64,14 @@ def _run(coro: Awaitable[T]) -> T:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except OknoError as exc:
         raise _fail(exc) from None
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise click.ClickException(f"database error: {detail}") from None
     except OSError as exc:
-        raise click.ClickException(f"cannot reach the database: {exc}") from None
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise click.ClickException(
+            f"cannot open the database or data directory{where}: {exc.strerror or exc}"
+        ) from None
 
 
 @click.group()

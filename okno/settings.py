@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         default="",
         description="Redis URL for the event bus between processes. Empty: in-process bus.",
     )
+    redis_prefix: str = Field(
+        default="okno",
+        description="Prefix of the Redis pub/sub channel. Pub/sub ignores the database number, "
+        "so installations sharing one Redis server need different Redis databases or prefixes.",
+    )
     secret_key: str = Field(
         default="",
         description="Key that signs staff and widget tokens. Empty: generated once and kept in "

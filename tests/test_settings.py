@@ -58,4 +58,6 @@ def test_docs_list_every_setting() -> None:
     from okno.settings import settings_markdown
 
     documented = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
-    assert documented == settings_markdown(), "run: okno settings --markdown > docs/configuration.md"
+    assert documented == settings_markdown(), (
+        "run: okno settings --markdown > docs/configuration.md"
+    )

@@ -9,5 +9,5 @@ def make_bus(settings: Settings) -> Bus:
     if settings.redis_url:
         from okno.bus.redis import RedisBus
 
-        return RedisBus(settings.redis_url)
+        return RedisBus(settings.redis_url, prefix=settings.redis_prefix)
     return MemoryBus()

@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
+from urllib.parse import urlparse
 
 import structlog
 from redis.asyncio import Redis
@@ -21,12 +22,20 @@ from okno.bus.base import EventDict, Handler
 from okno.bus.memory import deliver
 
 log = structlog.get_logger(__name__)
-CHANNEL = "okno:events"
+
+
+def channel_name(url: str, prefix: str = "okno") -> str:
+    """The pub/sub channel of one installation: pub/sub is server-wide (it ignores the
+    database number), so the number goes into the name to keep installations apart."""
+    path = urlparse(url).path.strip("/")
+    db = path if path.isdigit() else "0"
+    return f"{prefix}:{db}:events"
 
 
 class RedisBus:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, prefix: str = "okno") -> None:
         self._redis = Redis.from_url(url, decode_responses=True, health_check_interval=15)
+        self.channel = channel_name(url, prefix)
         self._handlers: list[Handler] = []
         self._origin = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
@@ -56,7 +65,7 @@ class RedisBus:
         deliver(self._handlers, events)
         body = json.dumps({"origin": self._origin, "events": events}, default=str)
         try:
-            await self._redis.publish(CHANNEL, body)
+            await self._redis.publish(self.channel, body)
         except Exception as exc:  # Redis down: remote clients will catch up from the DB
             self.publish_failures += 1
             log.warning("bus.publish_failed", error=type(exc).__name__)
@@ -73,7 +82,7 @@ class RedisBus:
         while True:
             try:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(self.channel)
                 self._ready.set()
                 delay = 0.5
                 if failed_before:

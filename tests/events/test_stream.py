@@ -43,7 +43,9 @@ def test_operator_gets_customer_message_live_and_customer_gets_reply_live(
         assigned = until(customer_ws, "conversation.assigned")
         # the customer learns who answers, not the team, topic or other internal fields
         assert assigned["payload"]["conversation"] == {
-            "id": message["conversation_id"], "status": "assigned", "assignee": {"name": "Анна"},
+            "id": message["conversation_id"],
+            "status": "assigned",
+            "assignee": {"name": "Анна"},
         }
         reply = until(customer_ws, "message.created")
         assert reply["payload"]["message"]["text"] == "Перевод зачислен"

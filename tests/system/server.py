@@ -17,6 +17,7 @@ when the test failed; :class:`OknoServer` can also be used directly with ``try/f
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import re
@@ -117,6 +118,17 @@ def seed(env: Mapping[str, str]) -> None:
     assert json.loads(out.stdout)["key"] == WIDGET_KEY
 
 
+_LIVE: set[subprocess.Popen[bytes]] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """Last line of defence (fixtures kill their servers): none outlives pytest."""
+    for proc in list(_LIVE):
+        if proc.poll() is None:
+            proc.kill()
+
+
 class OknoServer:
     """One ``okno serve`` process; its output goes to ``log_path``."""
 
@@ -171,6 +183,7 @@ class OknoServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C of pytest does not hit it; we stop it
             )
+            _LIVE.add(self.proc)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> dict[str, Any]:
         """Poll ``/readyz`` until 200; fail with the log when the process dies or is slow."""
@@ -203,16 +216,22 @@ class OknoServer:
         return self
 
     @property
+    def returncode(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def kill9(self) -> None:
-        """SIGKILL: no shutdown code runs, as in a power cut of the process."""
+        """SIGKILL: no shutdown code runs, as in a crash of the process (``returncode``
+        is then ``-9``, unless it had exited by itself before)."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
+        _LIVE.discard(self.proc)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL when it does not exit within ``timeout``."""
@@ -224,6 +243,7 @@ class OknoServer:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill9()
+        _LIVE.discard(self.proc)
 
     def restart(self, timeout: float = START_TIMEOUT) -> OknoServer:
         """Kill (-9) if still running, then start again on the same port and data."""
@@ -344,7 +364,7 @@ class EventStream:
         from websockets.asyncio.client import connect
 
         self._ws = await connect(self.url, open_timeout=10, close_timeout=2, max_size=1 << 22)
-        await self.wait_for(lambda e: e.get("type") == "stream.ready", timeout=10)
+        await self.wait_for(lambda e: e.get("type") == "stream.ready", within=10)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -354,18 +374,18 @@ class EventStream:
             except Exception:  # the server may be gone (killed): nothing to close politely
                 pass
 
-    async def wait_for(self, predicate: Any, *, timeout: float) -> dict[str, Any]:
-        """The first event (already received or arriving within ``timeout``) matching."""
+    async def wait_for(self, predicate: Any, *, within: float) -> dict[str, Any]:
+        """The first event (already received or arriving within ``within`` s) matching."""
         for event in self.seen:
             if predicate(event):
                 return event
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 kinds = [(e.get("seq"), e.get("type")) for e in self.seen]
                 raise AssertionError(
-                    f"{self.label}: no matching event within {timeout}s; got {kinds}"
+                    f"{self.label}: no matching event within {within}s; got {kinds}"
                 )
             try:
                 raw = await asyncio.wait_for(self._ws.recv(), timeout=remaining)

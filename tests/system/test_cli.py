@@ -1,0 +1,193 @@
+"""The ``okno`` command as an operator or a script uses it: real processes, a temporary
+data directory, exit codes, one clear line on stderr for bad input, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import click
+import pytest
+
+from okno.cli import main as okno_main
+from tests import services
+from tests.system.server import PASSWORD, okno_env, pg_url, run_cli
+
+Result = subprocess.CompletedProcess[str]
+
+
+def run_many(calls: list[tuple[list[str], dict[str, str]]]) -> list[Result]:
+    """Run several CLI commands at once (each is a cold Python start)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda call: run_cli(call[0], call[1], check=False), calls))
+
+
+def assert_clean_failure(result: Result, *words: str) -> str:
+    """Non-zero exit, no traceback, and one ``Error: …`` line naming the problem. (Click's
+    own usage errors may add its ``Usage:``/``Try …`` hint lines above it.)"""
+    shown = f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert result.returncode != 0, shown
+    assert "Traceback" not in result.stderr + result.stdout, shown
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error:")]
+    assert len(errors) == 1, shown
+    hints = [line for line in lines if line not in errors]
+    assert all(line.startswith(("Usage:", "Try ")) for line in hints), shown
+    for word in words:
+        assert word.lower() in errors[0].lower(), shown
+    return errors[0]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return okno_env(tmp_path / "data")
+
+
+def _commands(group: click.Group, prefix: list[str]) -> Iterator[list[str]]:
+    for name, command in sorted(group.commands.items()):
+        yield [*prefix, name]
+        if isinstance(command, click.Group):
+            yield from _commands(command, [*prefix, name])
+
+
+def test_every_command_has_help(env: dict[str, str]) -> None:
+    paths = [[], *_commands(okno_main, [])]
+    assert ["users", "create"] in paths and ["channels", "add"] in paths and ["serve"] in paths
+    results = run_many([([*path, "--help"], env) for path in paths])
+    for path, result in zip(paths, results, strict=True):
+        shown = f"okno {' '.join(path)} --help: {result.returncode}\n{result.stderr}"
+        assert result.returncode == 0, shown
+        assert result.stdout.startswith("Usage:"), shown
+        assert result.stderr == "", shown
+
+
+def test_migrate_prints_the_revision_and_is_repeatable(env: dict[str, str]) -> None:
+    first = run_cli(["migrate", "--json"], env)
+    revision = json.loads(first.stdout)["revision"]
+    assert isinstance(revision, str) and revision
+    again = run_cli(["migrate", "--json"], env)
+    assert json.loads(again.stdout) == {"revision": revision}
+
+
+def _count(env: dict[str, str], sql: str) -> int:
+    with sqlite3.connect(Path(env["OKNO_DATA_DIR"]) / "okno.db") as conn:
+        return int(conn.execute(sql).fetchone()[0])
+
+
+def test_users_create(env: dict[str, str]) -> None:
+    migrated = env  # users create and channels add migrate a new database first
+    created = run_cli(
+        [
+            "users",
+            "create",
+            "--login",
+            "anna",
+            "--password",
+            PASSWORD,
+            "--role",
+            "operator",
+            "--team",
+            "Поддержка",
+            "--json",
+        ],
+        migrated,
+    )
+    user = json.loads(created.stdout)
+    assert user["login"] == "anna" and user["role"] == "operator" and user["team_id"]
+
+    def attempt(login: str, password: str, role: str) -> list[str]:
+        return [
+            "users",
+            "create",
+            "--login",
+            login,
+            "--password",
+            password,
+            "--role",
+            role,
+            "--team",
+            "Кредиты",
+        ]
+
+    bad_role, short_password, duplicate = run_many(
+        [
+            (attempt("boris", PASSWORD, "king"), migrated),
+            (attempt("boris", "short", "operator"), migrated),
+            (attempt("anna", PASSWORD, "supervisor"), migrated),
+        ]
+    )
+    assert_clean_failure(bad_role, "role")
+    assert_clean_failure(short_password, "password", "8")
+    assert_clean_failure(duplicate, "anna", "taken")
+    # Nothing half-written: no new user, and the team named in the failed calls is not there.
+    assert _count(migrated, "SELECT count(*) FROM users") == 1
+    assert _count(migrated, "SELECT count(*) FROM teams WHERE name = 'Кредиты'") == 0
+
+
+def test_channels_add_widget(env: dict[str, str]) -> None:
+    migrated = env
+    added = run_cli(["channels", "add", "widget", "--key", "acme", "--json"], migrated)
+    data = json.loads(added.stdout)
+    assert isinstance(data["id"], int)
+    assert data["key"] == "acme"
+    assert 'data-widget-key="acme"' in data["snippet"] and "widget.js" in data["snippet"]
+
+    bad_key, taken = run_many(
+        [
+            (["channels", "add", "widget", "--key", "a b", "--json"], migrated),
+            (["channels", "add", "widget", "--key", "acme", "--json"], migrated),
+        ]
+    )
+    assert_clean_failure(bad_key, "key")
+    assert_clean_failure(taken, "acme")
+    assert bad_key.stdout == "" and taken.stdout == ""  # a script reading --json gets nothing
+    assert _count(migrated, "SELECT count(*) FROM channels") == 1
+
+
+def test_bad_settings_are_named(env: dict[str, str]) -> None:
+    cases = {
+        "OKNO_PORT": "notanumber",
+        "OKNO_SECRET_KEY": "too-short",
+        "OKNO_DATABASE_URL": "mysql://root@127.0.0.1/okno",
+        "OKNO_LOG_LEVEL": "loud",
+    }
+    alone, together = run_many(
+        [(["migrate"], {**env, "OKNO_PORT": "notanumber"}), (["migrate"], {**env, **cases})]
+    )
+    assert_clean_failure(alone, "OKNO_PORT")
+    # Several bad settings at once: one line naming every one of them.
+    assert_clean_failure(together, *cases)
+    assert not (Path(env["OKNO_DATA_DIR"]) / "okno.db").exists()  # nothing was started
+
+
+def test_unreachable_database_is_a_clean_error(env: dict[str, str]) -> None:
+    port = services.free_port()  # nothing listens there
+    result = run_cli(
+        ["migrate"],
+        {**env, "OKNO_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{port}/okno"},
+        check=False,
+    )
+    assert_clean_failure(result, "database")
+
+
+class TracebackShown(AssertionError):
+    """The command printed a Python traceback instead of a message."""
+
+
+@pytest.mark.parametrize("problem", ["missing-postgres-database", "corrupt-sqlite-file"])
+def test_database_errors_are_clean(env: dict[str, str], problem: str) -> None:
+    if problem == "missing-postgres-database":
+        services.require_postgres()
+        env = {**env, "OKNO_DATABASE_URL": pg_url("okno_systest_no_such_database")}
+    else:
+        data = Path(env["OKNO_DATA_DIR"])
+        data.mkdir(parents=True)
+        (data / "okno.db").write_text("this is not a database\n")
+    result = run_cli(["migrate"], env, check=False)
+    if "Traceback" in result.stderr:
+        raise TracebackShown(result.stderr[-2000:])
+    assert_clean_failure(result, "database")
