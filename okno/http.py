@@ -83,7 +83,7 @@ async def write(state: AppState, fn: Callable[[AsyncSession], Awaitable[T]]) -> 
     """
     for attempt in range(5):
         try:
-            async with state.db.transaction() as session:
+            async with state.db.transaction(attempt=attempt) as session:
                 return await fn(session)
         except IntegrityError:
             if attempt == 4:

@@ -57,6 +57,7 @@ async def post_message(
         conversation,
         author_kind="operator",
         author_user_id=actor.id,
+        author_name=actor.display_name,
         text=text,
         internal=internal,
         client_msg_id=client_msg_id,

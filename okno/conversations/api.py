@@ -93,12 +93,6 @@ async def get_messages(
     return MessagesOut(messages=shaped, last_seq=newest)
 
 
-def _created(posted: MessagePosted) -> JSONResponse:
-    return JSONResponse(
-        posted.model_dump(mode="json"), status_code=200 if posted.duplicate else 201
-    )
-
-
 @router.post(
     "/conversations/{conversation_id}/messages",
     response_model=MessagePosted,
@@ -111,7 +105,7 @@ async def post_message(
     """Reply to the customer, or add an internal note with ``internal: true``."""
     text = clean_text(body.text, max_chars=state.settings.max_text_chars)
     await _access(state, conversation_id, user)
-    posted, _ = await post_and_shape(
+    response, created = await post_and_shape(
         state,
         lambda s: actions.post_message(
             s,
@@ -122,9 +116,9 @@ async def post_message(
             internal=body.internal,
         ),
     )
-    if not posted.duplicate and not body.internal:
+    if created and not body.internal:
         state.metrics.messages_out.labels("staff").inc()
-    return _created(posted)
+    return response
 
 
 @router.post(
@@ -151,7 +145,7 @@ async def post_attachment(
         data_dir=state.settings.data_dir,
         max_bytes=state.settings.max_attachment_bytes,
     )
-    posted, _ = await post_and_shape(
+    response, created = await post_and_shape(
         state,
         lambda s: actions.post_message(
             s,
@@ -163,7 +157,9 @@ async def post_attachment(
             files=[stored],
         ),
     )
-    return _created(posted)
+    if created and not internal:
+        state.metrics.messages_out.labels("staff").inc()
+    return response
 
 
 @router.post("/conversations/{conversation_id}/assign", response_model=ConversationOut)

@@ -50,8 +50,12 @@ async def add_message(
     external_id: str | None = None,
     dedup_key: str | None = None,
     files: list[StoredFile] | None = None,
+    author_name: str | None = None,
 ) -> Message:
-    """Insert a message with its attachments, update the dialog, record ``message.created``."""
+    """Insert a message with its attachments, update the dialog, record ``message.created``.
+
+    ``author_name``, when the caller knows it, saves looking it up.
+    """
     files = files or []
     now = utcnow()
     message = Message(
@@ -87,8 +91,14 @@ async def add_message(
         conversation.last_message_preview = preview(text, files)
     conversation.message_count = (conversation.message_count or 0) + 1
     await session.flush()
+    known: dict[str, dict[int, str]] = {}
+    if author_name is not None:
+        if author_kind == "customer":
+            known["customer_names"] = {conversation.id: author_name}
+        elif author_user_id is not None:
+            known["user_names"] = {author_user_id: author_name}
     (shaped,) = await messages_out(
-        session, [message], url_prefix=ATTACHMENT_URL, attachments=attachments
+        session, [message], url_prefix=ATTACHMENT_URL, attachments=attachments, **known
     )
     record_event(
         session,

@@ -5,22 +5,25 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.conversations.messaging import ATTACHMENT_URL
 from okno.conversations.models import Message
-from okno.conversations.schemas import MessageOut, MessagePosted
+from okno.conversations.schemas import MessagePosted
 from okno.conversations.views import messages_out
 from okno.http import AppState, write
 
 Action = Callable[[AsyncSession], Awaitable[tuple[Message, bool]]]
 
 
-async def post_and_shape(state: AppState, action: Action) -> tuple[MessagePosted, Message]:
-    """Store via ``action`` (retrying lost races) and shape the result.
+async def post_and_shape(state: AppState, action: Action) -> tuple[JSONResponse, bool]:
+    """Store via ``action`` (retrying lost races) and answer with the stored message:
+    201 for a new one, 200 with ``duplicate: true`` for a retry of an earlier one.
 
-    A new message is shaped from its committed event (it carries the seq); a duplicate is
-    re-read, so a retrying client gets exactly what the first attempt got.
+    A new message is shaped from its committed event (it carries the seq, and skipping a
+    second validation matters on this hot path); a duplicate is re-read, so a retrying
+    client gets exactly what the first attempt got. Returns (response, created).
     """
     info: dict[str, Any] = {}
 
@@ -35,9 +38,10 @@ async def post_and_shape(state: AppState, action: Action) -> tuple[MessagePosted
         for event in info["session_info"].get("sealed_events", []):
             payload = event["payload"].get("message")
             if event["type"] == "message.created" and payload and payload["id"] == message.id:
-                return MessagePosted(message=MessageOut(**payload), duplicate=False), message
+                return JSONResponse({"message": payload, "duplicate": False}, status_code=201), True
     async with state.db.read() as session:
         fresh = await session.get(Message, message.id)
         assert fresh is not None
         (shaped,) = await messages_out(session, [fresh], url_prefix=ATTACHMENT_URL)
-    return MessagePosted(message=shaped, duplicate=not created), message
+    body = MessagePosted(message=shaped, duplicate=not created).model_dump(mode="json")
+    return JSONResponse(body, status_code=201 if created else 200), created

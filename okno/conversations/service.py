@@ -12,6 +12,7 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.conversations.models import Attachment, Conversation, Message
+from okno.customers.models import Customer, CustomerIdentity
 from okno.errors import BadRequest, Forbidden, NotFound
 from okno.operators.models import User
 
@@ -148,6 +149,34 @@ async def open_conversation_of(
             Conversation.status.in_(OPEN_STATUSES),
         )
     )
+
+
+async def customer_and_open_dialog(
+    session: AsyncSession, *, channel_id: int, external_id: str
+) -> tuple[int, str, Conversation | None] | None:
+    """(customer id, name, unfinished dialog or None) for a channel identity, in one query;
+    None when this identity has never written. The hot path of every inbound message."""
+    row = (
+        await session.execute(
+            select(CustomerIdentity.customer_id, Customer.display_name, Conversation)
+            .join(Customer, Customer.id == CustomerIdentity.customer_id)
+            .outerjoin(
+                Conversation,
+                and_(
+                    Conversation.customer_id == CustomerIdentity.customer_id,
+                    Conversation.channel_id == CustomerIdentity.channel_id,
+                    Conversation.status.in_(OPEN_STATUSES),
+                ),
+            )
+            .where(
+                CustomerIdentity.channel_id == channel_id,
+                CustomerIdentity.external_id == external_id,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return int(row[0]), str(row[1]), row[2]
 
 
 async def find_by_dedup_key(session: AsyncSession, dedup_key: str) -> Message | None:

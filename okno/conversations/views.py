@@ -51,12 +51,18 @@ async def messages_out(
     url_prefix: str,
     attachments: list[Attachment] | None = None,
     customer_names: dict[int, str] | None = None,
+    user_names: dict[int, str] | None = None,
 ) -> list[MessageOut]:
-    """Shape messages; ``url_prefix`` is where this audience downloads attachments."""
+    """Shape messages; ``url_prefix`` is where this audience downloads attachments.
+    Names the caller already knows (``customer_names`` by conversation id, ``user_names``
+    by user id) are not looked up again."""
     if not messages:
         return []
-    users = await _names(session, User, (m.author_user_id for m in messages))
-    if customer_names is None:
+    users = user_names or {}
+    missing = {m.author_user_id for m in messages if m.author_user_id not in users}
+    if missing - {None}:
+        users = {**users, **await _names(session, User, missing)}
+    if customer_names is None and any(m.author_kind == "customer" for m in messages):
         conv_ids = {m.conversation_id for m in messages}
         rows = await session.execute(
             select(Conversation.id, Customer.display_name)
@@ -64,6 +70,7 @@ async def messages_out(
             .where(Conversation.id.in_(conv_ids))
         )
         customer_names = {row[0]: row[1] for row in rows}
+    customer_names = customer_names or {}
     if attachments is None:
         attachments = await attachments_of(session, [m.id for m in messages])
     by_message: dict[int, list[Attachment]] = defaultdict(list)

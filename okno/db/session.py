@@ -95,10 +95,15 @@ class Database:
         self._reader = async_sessionmaker(reader_engine, expire_on_commit=False)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction: commits on success, rolls back on any exception."""
+    async def transaction(self, *, attempt: int = 0) -> AsyncIterator[AsyncSession]:
+        """A write transaction: commits on success, rolls back on any exception.
+
+        ``attempt`` > 0 marks a retry after a lost race (``session.info["attempt"]``), so
+        optimistic paths know to look for the winner's row first.
+        """
         async with self._writer() as session:
             session.info["publish"] = self.publish
+            session.info["attempt"] = attempt
             try:
                 yield session
                 for hook in list(session.info.get("before_commit", {}).values()):

@@ -75,12 +75,6 @@ async def create_session(body: SessionRequest, request: Request, state: State) -
     )
 
 
-def _posted(posted: MessagePosted) -> JSONResponse:
-    return JSONResponse(
-        posted.model_dump(mode="json"), status_code=200 if posted.duplicate else 201
-    )
-
-
 @router.post(
     "/messages",
     response_model=MessagePosted,
@@ -104,10 +98,10 @@ async def send_message(body: WidgetMessage, request: Request, state: State) -> J
             ),
         )
 
-    posted, _ = await post_and_shape(state, action)
-    if not posted.duplicate:
+    response, created = await post_and_shape(state, action)
+    if created:
         state.metrics.messages_in.labels("widget").inc()
-    return _posted(posted)
+    return response
 
 
 @router.post("/attachments", response_model=MessagePosted, status_code=201)
@@ -142,10 +136,10 @@ async def send_attachment(
             ),
         )
 
-    posted, _ = await post_and_shape(state, action)
-    if not posted.duplicate:
+    response, created = await post_and_shape(state, action)
+    if created:
         state.metrics.messages_in.labels("widget").inc()
-    return _posted(posted)
+    return response
 
 
 @router.get("/messages", response_model=MessagesOut)
