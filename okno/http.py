@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import structlog
@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from okno.bus.base import Bus
+from okno.channels.service import ChannelCache
 from okno.db.session import Database
 from okno.errors import OknoError, PayloadTooLarge, Unauthorized
 from okno.events.hub import Hub
@@ -39,6 +40,7 @@ class AppState:
     hub: Hub
     metrics: Metrics
     signing_key: str
+    channels: ChannelCache = field(default_factory=ChannelCache)
     worker: Worker | None = None
 
 

@@ -55,4 +55,6 @@ async def update_widget(
         )
         return channel_out(updated)
 
-    return await write(state, run)
+    result = await write(state, run)
+    state.channels.forget(channel_id)  # after commit, so nobody re-caches the old row
+    return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -123,6 +124,33 @@ def origin_allowed(channel: Channel, origin: str | None) -> bool:
     if not allowed or origin is None:
         return True
     return origin.rstrip("/") in {o.rstrip("/") for o in allowed}
+
+
+class ChannelCache:
+    """Channels by id, kept for a few seconds.
+
+    Every customer message needs its channel and channels change rarely, so one process
+    reads each at most every ``ttl`` seconds. A change made through this process applies at
+    once (``forget``); other processes see it within ``ttl``.
+    """
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._rows: dict[int, tuple[float, Channel]] = {}
+
+    async def get(self, session: AsyncSession, channel_id: int) -> Channel | None:
+        now = time.monotonic()
+        cached = self._rows.get(channel_id)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        channel = await get_channel(session, channel_id)
+        if channel is not None:
+            session.expunge(channel)  # a detached copy: safe to share between requests
+            self._rows[channel_id] = (now, channel)
+        return channel
+
+    def forget(self, channel_id: int) -> None:
+        self._rows.pop(channel_id, None)
 
 
 def kind_is_known(kind: str) -> bool:

@@ -87,7 +87,7 @@ async def send_message(body: WidgetMessage, request: Request, state: State) -> J
     text = clean_text(body.text, max_chars=state.settings.max_text_chars)
 
     async def action(session: AsyncSession) -> tuple[Message, bool]:
-        channel = await service.channel_of(session, ws)
+        channel = await service.channel_of(session, ws, state.channels)
         return await inbound.receive(
             session,
             inbound.Inbound(
@@ -124,7 +124,7 @@ async def send_attachment(
     )
 
     async def action(session: AsyncSession) -> tuple[Message, bool]:
-        channel = await service.channel_of(session, ws)
+        channel = await service.channel_of(session, ws, state.channels)
         return await inbound.receive(
             session,
             inbound.Inbound(

@@ -88,8 +88,14 @@ def verify_session(signing_key: str, token: str) -> WidgetSession:
         raise Unauthorized("the token is not valid", code="token_invalid") from None
 
 
-async def channel_of(session: AsyncSession, ws: WidgetSession) -> Channel:
-    channel = await channels.get_channel(session, ws.channel_id)
+async def channel_of(
+    session: AsyncSession, ws: WidgetSession, cache: channels.ChannelCache | None = None
+) -> Channel:
+    """The session's widget channel; Unauthorized when it was switched off."""
+    if cache is not None:
+        channel = await cache.get(session, ws.channel_id)
+    else:
+        channel = await channels.get_channel(session, ws.channel_id)
     if channel is None or not channel.is_active:
         raise Unauthorized("this widget was switched off", code="widget_disabled")
     return channel
