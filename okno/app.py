@@ -160,3 +160,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` and ``okno serve --workers N``: every worker
+    process builds its app from the same ``OKNO_*`` environment."""
+    from okno.settings import load_settings
+
+    return create_app(load_settings())

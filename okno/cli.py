@@ -86,28 +86,52 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (OKNO_HOST).")
 @click.option("--port", type=int, default=None, help="Port to listen on (OKNO_PORT).")
-def serve(host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    help="Server processes sharing the port (one per core). More than one needs "
+    "OKNO_REDIS_URL, so that events reach sockets held by the other processes.",
+)
+def serve(host: str | None, port: int | None, workers: int) -> None:
     """Run the web server (API, WebSockets, pages; and the job worker unless disabled)."""
     settings = _settings(host=host, port=port)
-    _serve(settings)
+    if workers > 1 and not settings.redis_url:
+        raise click.ClickException(
+            "--workers above 1 needs OKNO_REDIS_URL: without it a message received by one "
+            "process would not reach operators connected to another"
+        )
+    _serve(settings, workers=workers)
 
 
-def _serve(settings: Settings) -> None:
+def _serve(settings: Settings, workers: int = 1) -> None:
+    import os
+
     import uvicorn
 
     from okno.app import create_app
 
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        log_level="warning",
-        proxy_headers=True,
-        forwarded_allow_ips=settings.trusted_proxies,
-        ws_max_size=1 << 20,
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": False,
+        "log_level": "warning",
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.trusted_proxies,
+        "ws_max_size": 1 << 20,
+    }
+    if workers > 1:
+        if settings.auto_migrate:  # once here, not racing in every worker
+            from okno.db import migrate as m
+
+            _run(m.upgrade(settings))
+        os.environ["OKNO_AUTO_MIGRATE"] = "false"
+        os.environ["OKNO_HOST"] = settings.host
+        os.environ["OKNO_PORT"] = str(settings.port)
+        settings.signing_key()  # create the shared key file before the workers race for it
+        uvicorn.run("okno.app:app_from_env", factory=True, workers=workers, **options)
+        return
+    uvicorn.run(create_app(settings), **options)
 
 
 @main.command("settings")

@@ -12,6 +12,7 @@ from okno.conversations.messaging import ATTACHMENT_URL
 from okno.conversations.models import Message
 from okno.conversations.schemas import MessagePosted
 from okno.conversations.views import messages_out
+from okno.events.service import envelope
 from okno.http import AppState, write
 
 Action = Callable[[AsyncSession], Awaitable[tuple[Message, bool]]]
@@ -36,7 +37,7 @@ async def post_and_shape(state: AppState, action: Action) -> tuple[JSONResponse,
     message, created = await write(state, run)
     if created:
         for event in info["session_info"].get("sealed_events", []):
-            payload = event["payload"].get("message")
+            payload = envelope(event)["payload"].get("message")
             if event["type"] == "message.created" and payload and payload["id"] == message.id:
                 return JSONResponse({"message": payload, "duplicate": False}, status_code=201), True
     async with state.db.read() as session:

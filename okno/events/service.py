@@ -8,13 +8,16 @@ sealed events for the transaction to publish after commit.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
+from okno.conversations.models import Message
 from okno.db.base import utcnow
 from okno.db.session import after_commit, before_commit
 from okno.errors import Gone
@@ -50,6 +53,9 @@ def envelope(row: dict[str, Any], viewer: Viewer | None = None) -> dict[str, Any
     name), never internal fields such as team, topic, priority or resolution.
     """
     payload = row["payload"]
+    message = payload.get("message")
+    if message is not None and message.get("seq") != row["seq"]:
+        payload = {**payload, "message": {**message, "seq": row["seq"]}}
     if isinstance(viewer, CustomerViewer):
         payload = customer_payload(payload)
     return {
@@ -74,50 +80,109 @@ def customer_payload(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 async def seal(session: AsyncSession) -> None:
-    """Number and insert the queued events (call with nothing else left to write)."""
+    """Number and insert the queued events (call with nothing else left to write).
+
+    Everything else is flushed first, so the counter row is locked only for the last
+    statement and the commit. On PostgreSQL numbering, inserting the events and stamping
+    the messages is one statement: the lock is then held for one round trip plus the
+    commit, which is what bounds how many dialogs can commit per second.
+    """
     pending: list[PendingEvent] = session.info.pop("pending_events", [])
     if not pending:
         return
-    result = await session.execute(
-        update(Counter)
-        .where(Counter.name == "events")
-        .values(value=Counter.value + len(pending))
-        .returning(Counter.value)
-    )
-    last = result.scalar_one()
-    first = last - len(pending) + 1
-    now = utcnow()
-    rows = []
-    for offset, ev in enumerate(pending):
-        seq = first + offset
-        payload = dict(ev.payload)
-        if ev.message is not None:
-            ev.message.seq = seq
-            if "message" in payload:
-                payload["message"] = {**payload["message"], "seq": seq}
-        rows.append(
-            {
-                "seq": seq,
-                "type": ev.type,
-                "conversation_id": ev.conversation_id,
-                "customer_id": ev.customer_id,
-                "customer_visible": ev.customer_visible,
-                "team_id": ev.team_id,
-                "assignee_id": ev.assignee_id,
-                "also_user_id": ev.also_user_id,
-                "assignee_only": ev.assignee_only,
-                "payload": payload,
-                "created_at": now,
-            }
-        )
     await session.flush()
-    await session.execute(insert(Event), rows)
+    now = utcnow()
+    rows = [
+        {
+            "type": ev.type,
+            "conversation_id": ev.conversation_id,
+            "customer_id": ev.customer_id,
+            "customer_visible": ev.customer_visible,
+            "team_id": ev.team_id,
+            "assignee_id": ev.assignee_id,
+            "also_user_id": ev.also_user_id,
+            "assignee_only": ev.assignee_only,
+            "payload": ev.payload,
+            "created_at": now,
+        }
+        for ev in pending
+    ]
+    if session.get_bind().dialect.name == "postgresql":
+        first = await _seal_postgres(session, pending, rows, now)
+    else:
+        first = await _seal_portable(session, pending, rows)
+    for offset, (ev, row) in enumerate(zip(pending, rows, strict=True)):
+        row["seq"] = first + offset
+        if ev.message is not None:
+            # The row was stamped in the database; keep the loaded object in step.
+            set_committed_value(ev.message, "seq", row["seq"])
     sealed = session.info.setdefault("sealed_events", [])
     if not sealed:
         publish = session.info.get("publish")
         if publish is not None:
             after_commit(session, lambda: publish(session.info["sealed_events"]))
     sealed.extend(rows)
+
+
+async def _seal_portable(
+    session: AsyncSession, pending: list[PendingEvent], rows: list[dict[str, Any]]
+) -> int:
+    result = await session.execute(
+        update(Counter)
+        .where(Counter.name == "events")
+        .values(value=Counter.value + len(pending))
+        .returning(Counter.value)
+    )
+    first = int(result.scalar_one()) - len(pending) + 1
+    await session.execute(insert(Event), [{**row, "seq": first + i} for i, row in enumerate(rows)])
+    for i, ev in enumerate(pending):
+        if ev.message is not None:
+            await session.execute(
+                update(Message).where(Message.id == ev.message.id).values(seq=first + i)
+            )
+    return first
+
+
+_SEAL_PG = text(
+    """
+    WITH c AS (
+        UPDATE counters SET value = value + :n WHERE name = 'events' RETURNING value - :n AS base
+    ), ins AS (
+        INSERT INTO events (seq, type, conversation_id, customer_id, customer_visible, team_id,
+                            assignee_id, also_user_id, assignee_only, payload, created_at)
+        SELECT c.base + r.ord, r.type, r.conversation_id, r.customer_id, r.customer_visible,
+               r.team_id, r.assignee_id, r.also_user_id, r.assignee_only, r.payload, :now
+        FROM c, jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+            ord int, type text, conversation_id int, customer_id int, customer_visible bool,
+            team_id int, assignee_id int, also_user_id int, assignee_only bool, payload jsonb)
+    ), stamp AS (
+        UPDATE messages m SET seq = c.base + x.ord
+        FROM c, jsonb_to_recordset(CAST(:stamps AS jsonb)) AS x(ord int, id int)
+        WHERE m.id = x.id
+    )
+    SELECT base + 1 FROM c
+    """
+)
+
+
+async def _seal_postgres(
+    session: AsyncSession, pending: list[PendingEvent], rows: list[dict[str, Any]], now: Any
+) -> int:
+    packed = [
+        {**{k: v for k, v in row.items() if k != "created_at"}, "ord": i + 1}
+        for i, row in enumerate(rows)
+    ]
+    stamps = [{"ord": i + 1, "id": ev.message.id} for i, ev in enumerate(pending) if ev.message]
+    result = await session.execute(
+        _SEAL_PG,
+        {
+            "n": len(pending),
+            "rows": json.dumps(packed, ensure_ascii=False, default=str),
+            "stamps": json.dumps(stamps),
+            "now": now,
+        },
+    )
+    return int(result.scalar_one())
 
 
 async def events_after(

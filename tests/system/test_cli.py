@@ -191,3 +191,8 @@ def test_database_errors_are_clean(env: dict[str, str], problem: str) -> None:
     if "Traceback" in result.stderr:
         raise TracebackShown(result.stderr[-2000:])
     assert_clean_failure(result, "database")
+
+
+def test_several_server_processes_need_redis(env: dict[str, str]) -> None:
+    result = run_cli(["serve", "--workers", "2"], env, check=False)
+    assert_clean_failure(result, "OKNO_REDIS_URL")
