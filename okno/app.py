@@ -27,6 +27,7 @@ from okno.jobs.registry import default_registry
 from okno.jobs.worker import Worker
 from okno.observability import Metrics, RequestMetricsMiddleware, configure_logging
 from okno.operators import api as operators_api
+from okno.replies import api as replies_api
 from okno.settings import Settings
 from okno.web import pages
 
@@ -150,6 +151,7 @@ def create_app(settings: Settings) -> FastAPI:
         events_api.router,
         widget_api.router,
         channels_api.router,
+        replies_api.router,
         health.router,
         pages.router,
     ):

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from okno.db.base import Base, UTCDateTime, utcnow
+from okno.db.base import Base, JSONType, UTCDateTime, utcnow
 
 # waiting: nobody assigned yet; assigned: an operator has it; closed: finished.
 STATUSES = ("waiting", "assigned", "closed")
@@ -50,6 +50,7 @@ class Conversation(Base):
     last_author_kind: Mapped[str | None] = mapped_column(String(20))
     last_message_preview: Mapped[str] = mapped_column(String(200), default="")
     message_count: Mapped[int] = mapped_column(Integer, default=0)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
 
 
 class Message(Base):

@@ -7,6 +7,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.customers.models import Customer, CustomerIdentity
 
+GENERATED_NAME_PREFIX = "Клиент #"
+
+
+def is_generated_name(name: str) -> bool:
+    """Whether the name is the placeholder given to a customer who did not say theirs."""
+    rest = name.removeprefix(GENERATED_NAME_PREFIX)
+    return rest != name and rest.isdigit()
+
 
 async def get_identity(
     session: AsyncSession, *, channel_id: int, external_id: str
@@ -38,7 +46,7 @@ async def get_or_create_identity(
     session.add(customer)
     await session.flush()
     if not display_name:
-        customer.display_name = f"Клиент #{customer.id}"
+        customer.display_name = f"{GENERATED_NAME_PREFIX}{customer.id}"
     identity = CustomerIdentity(
         customer_id=customer.id, channel_id=channel_id, external_id=external_id
     )

@@ -7,6 +7,7 @@ from okno.db.base import Base
 from okno.events import models as events_models
 from okno.jobs import models as jobs_models
 from okno.operators import models as operators_models
+from okno.replies import models as replies_models
 
 __all__ = [
     "Base",
@@ -16,4 +17,5 @@ __all__ = [
     "events_models",
     "jobs_models",
     "operators_models",
+    "replies_models",
 ]
