@@ -18,6 +18,7 @@ from okno.bus.factory import make_bus
 from okno.channels import api as channels_api
 from okno.channels.widget import api as widget_api
 from okno.conversations import api as conversations_api
+from okno.customers import api as customers_api
 from okno.db import migrate
 from okno.db.session import Database
 from okno.events import api as events_api
@@ -152,6 +153,7 @@ def create_app(settings: Settings) -> FastAPI:
         widget_api.router,
         channels_api.router,
         replies_api.router,
+        customers_api.router,
         health.router,
         pages.router,
     ):

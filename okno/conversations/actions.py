@@ -172,3 +172,61 @@ async def close(
         session, conversation, "conversation.closed", customer_visible=True
     )
     return conversation
+
+
+async def reopen(session: AsyncSession, *, conversation_id: int, actor: User) -> Conversation:
+    """Reopen a closed dialog and take it (e.g. the customer answered by phone)."""
+    conversation = await service.access_conversation(session, conversation_id, actor, lock=True)
+    if conversation.status != "closed":
+        return conversation
+    other = await service.open_conversation_of(
+        session, customer_id=conversation.customer_id, channel_id=conversation.channel_id
+    )
+    if other is not None:
+        raise Conflict(
+            f"the customer already has an open dialog {other.id} in this channel",
+            code="customer_has_open_dialog",
+            conversation_id=other.id,
+        )
+    conversation.status = "assigned"
+    conversation.assignee_id = actor.id
+    if actor.team_id is not None:
+        conversation.team_id = actor.team_id
+    conversation.closed_at = None
+    conversation.resolution = None
+    await record_conversation_event(
+        session, conversation, "conversation.reopened", customer_visible=False
+    )
+    return conversation
+
+
+def clean_tags(tags: list[str]) -> list[str]:
+    """Tags as stored: trimmed, lower case, unique, in the order given (at most 20)."""
+    seen: list[str] = []
+    for tag in tags:
+        value = " ".join(tag.split()).lower()[:50]
+        if value and value not in seen:
+            seen.append(value)
+    if len(seen) > 20:
+        raise BadRequest("at most 20 tags", code="too_many_tags")
+    return seen
+
+
+async def update(
+    session: AsyncSession,
+    *,
+    conversation_id: int,
+    actor: User,
+    topic: str | None = None,
+    tags: list[str] | None = None,
+) -> Conversation:
+    """Set the dialog's topic and tags (what analytics and routing group by)."""
+    conversation = await service.access_conversation(session, conversation_id, actor, lock=True)
+    if topic is not None:
+        conversation.topic = topic.strip() or None
+    if tags is not None:
+        conversation.tags = clean_tags(tags)
+    await record_conversation_event(
+        session, conversation, "conversation.updated", customer_visible=False
+    )
+    return conversation

@@ -18,6 +18,7 @@ from okno.conversations.schemas import (
     AssignRequest,
     CloseRequest,
     ConversationOut,
+    ConversationPatch,
     ConversationsOut,
     MessagePosted,
     MessagesOut,
@@ -210,6 +211,38 @@ async def close(
     async def run(session: AsyncSession) -> ConversationOut:
         row = await actions.close(
             session, conversation_id=conversation_id, actor=user, resolution=resolution
+        )
+        return await conversation_out(session, row)
+
+    return await write(state, run)
+
+
+@router.post("/conversations/{conversation_id}/reopen", response_model=ConversationOut)
+async def reopen(conversation_id: int, user: CurrentUser, state: State) -> ConversationOut:
+    """Reopen a closed dialog and take it; 409 if the customer has another open one."""
+    await _access(state, conversation_id, user)
+
+    async def run(session: AsyncSession) -> ConversationOut:
+        row = await actions.reopen(session, conversation_id=conversation_id, actor=user)
+        return await conversation_out(session, row)
+
+    return await write(state, run)
+
+
+@router.patch("/conversations/{conversation_id}", response_model=ConversationOut)
+async def update(
+    conversation_id: int, body: ConversationPatch, user: CurrentUser, state: State
+) -> ConversationOut:
+    """Set the topic and/or tags."""
+    await _access(state, conversation_id, user)
+
+    async def run(session: AsyncSession) -> ConversationOut:
+        row = await actions.update(
+            session,
+            conversation_id=conversation_id,
+            actor=user,
+            topic=body.topic,
+            tags=body.tags,
         )
         return await conversation_out(session, row)
 

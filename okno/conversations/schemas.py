@@ -66,6 +66,13 @@ class ConversationOut(BaseModel):
     closed_at: datetime | None
     last_message_at: datetime | None
     last_message_preview: str
+    tags: list[str] = []
+
+
+class ConversationPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    topic: str | None = Field(default=None, max_length=100)
+    tags: list[str] | None = Field(default=None, max_length=50)
 
 
 class ConversationsOut(BaseModel):

@@ -181,3 +181,13 @@ async def customer_and_open_dialog(
 
 async def find_by_dedup_key(session: AsyncSession, dedup_key: str) -> Message | None:
     return await session.scalar(select(Message).where(Message.dedup_key == dedup_key))
+
+
+async def customer_dialogs(session: AsyncSession, *, customer_id: int) -> list[Conversation]:
+    """All dialogs of a customer in every channel, newest first."""
+    rows = await session.scalars(
+        select(Conversation)
+        .where(Conversation.customer_id == customer_id)
+        .order_by(Conversation.id.desc())
+    )
+    return list(rows.all())

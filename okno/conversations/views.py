@@ -139,6 +139,7 @@ async def conversations_out(
                 closed_at=c.closed_at,
                 last_message_at=c.last_message_at,
                 last_message_preview=c.last_message_preview or "",
+                tags=list(c.tags or []),
             )
         )
     return out

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okno.customers.models import Customer, CustomerIdentity
+from okno.customers.models import Customer, CustomerIdentity, CustomerNote
+from okno.errors import BadRequest
 
 GENERATED_NAME_PREFIX = "Клиент #"
 
@@ -57,3 +60,67 @@ async def get_or_create_identity(
 
 async def get_customer(session: AsyncSession, customer_id: int) -> Customer | None:
     return await session.get(Customer, customer_id)
+
+
+async def identities_of(session: AsyncSession, customer_id: int) -> list[CustomerIdentity]:
+    rows = await session.scalars(
+        select(CustomerIdentity)
+        .where(CustomerIdentity.customer_id == customer_id)
+        .order_by(CustomerIdentity.id)
+    )
+    return list(rows.all())
+
+
+async def notes_of(session: AsyncSession, customer_id: int) -> list[CustomerNote]:
+    rows = await session.scalars(
+        select(CustomerNote)
+        .where(CustomerNote.customer_id == customer_id)
+        .order_by(CustomerNote.id.desc())
+    )
+    return list(rows.all())
+
+
+async def add_note(
+    session: AsyncSession, *, customer_id: int, author_id: int, text: str
+) -> CustomerNote:
+    note = CustomerNote(customer_id=customer_id, author_id=author_id, text=text.strip())
+    session.add(note)
+    await session.flush()
+    return note
+
+
+MAX_ATTRIBUTES = 50
+
+
+async def update_customer(
+    session: AsyncSession,
+    customer: Customer,
+    *,
+    name: str | None = None,
+    tags: list[str] | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> Customer:
+    """Rename, retag, or merge attributes (a None value removes that attribute)."""
+    if name is not None:
+        customer.display_name = " ".join(name.split())
+    if tags is not None:
+        cleaned: list[str] = []
+        for tag in tags:
+            value = " ".join(tag.split()).lower()[:50]
+            if value and value not in cleaned:
+                cleaned.append(value)
+        customer.tags = cleaned[:20]
+    if attributes is not None:
+        merged = dict(customer.attributes or {})
+        for key, value in attributes.items():
+            if not key or len(key) > 50:
+                raise BadRequest("attribute names are 1-50 characters", code="invalid_attribute")
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        if len(merged) > MAX_ATTRIBUTES:
+            raise BadRequest(f"at most {MAX_ATTRIBUTES} attributes", code="too_many_attributes")
+        customer.attributes = merged
+    await session.flush()
+    return customer

@@ -1,0 +1,60 @@
+"""Customer card shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class IdentityOut(BaseModel):
+    channel_id: int
+    channel_kind: str
+    channel_name: str
+    external_id: str = Field(description="Masked where it is a secret (widget visitor ids).")
+
+
+class NoteOut(BaseModel):
+    id: int
+    author_id: int
+    author_name: str
+    text: str
+    created_at: datetime
+
+
+class DialogOut(BaseModel):
+    id: int
+    channel_kind: str
+    channel_name: str
+    status: str
+    topic: str | None
+    tags: list[str]
+    resolution: str | None
+    rating: int | None
+    created_at: datetime
+    closed_at: datetime | None
+    last_message_preview: str
+
+
+class CustomerCard(BaseModel):
+    id: int
+    name: str
+    tags: list[str]
+    attributes: dict[str, Any]
+    identities: list[IdentityOut]
+    notes: list[NoteOut]
+    dialogs: list[DialogOut]
+    created_at: datetime
+
+
+class CustomerPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    tags: list[str] | None = Field(default=None, max_length=50)
+    attributes: dict[str, str | int | float | bool | None] | None = None
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=4000)
