@@ -28,6 +28,7 @@ from okno.jobs.registry import default_registry
 from okno.jobs.worker import Worker
 from okno.observability import Metrics, RequestMetricsMiddleware, configure_logging
 from okno.operators import api as operators_api
+from okno.operators import presence
 from okno.replies import api as replies_api
 from okno.settings import Settings
 from okno.web import pages
@@ -81,6 +82,21 @@ class SecurityHeaders:
         await self.app(scope, receive, send_wrapper)
 
 
+async def _presence_heartbeat(state: AppState, stop: asyncio.Event) -> None:
+    """Tell the database which operators are connected to this process, every few seconds."""
+    while not stop.is_set():
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=presence.HEARTBEAT_SECONDS)
+        user_ids = list(state.hub.by_user)
+        if not user_ids:
+            continue
+        try:
+            async with state.db.transaction() as session:
+                await presence.heartbeat(session, user_ids=user_ids)
+        except Exception as exc:  # the database is away for a moment; try next round
+            log.warning("presence.heartbeat_failed", error=type(exc).__name__)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the okno application.
 
@@ -121,6 +137,7 @@ def create_app(settings: Settings) -> FastAPI:
             worker = Worker(db, settings, default_registry())
             state.worker = worker
             worker_task = asyncio.create_task(worker.run_forever(stop))
+        heartbeat_task = asyncio.create_task(_presence_heartbeat(state, stop))
         log.info(
             "app.started",
             database=db.dialect,
@@ -131,6 +148,9 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             stop.set()
+            heartbeat_task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await heartbeat_task
             if worker_task:
                 with suppress(Exception):
                     await asyncio.wait_for(worker_task, timeout=10)

@@ -12,6 +12,7 @@ from okno.events import stream
 from okno.events.hub import staff_viewer
 from okno.events.service import events_after, last_seq
 from okno.http import CurrentUser, State, ws_state
+from okno.operators import presence
 from okno.operators.service import user_from_token
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -58,4 +59,6 @@ async def staff_socket(websocket: WebSocket, token: str = "", after_seq: int | N
     except OknoError as exc:
         await stream.send_error(websocket, exc.code, exc.message, 4401)
         return
+    async with state.db.transaction() as session:
+        await presence.connected(session, user=user)
     await stream.serve(websocket, state, staff_viewer(user), after_seq=after_seq, kind="staff")

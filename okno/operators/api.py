@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import structlog
 from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from okno.http import CurrentUser, State
-from okno.operators import service
+from okno.http import CurrentUser, State, write
+from okno.operators import presence, service
 from okno.operators.models import User
-from okno.operators.schemas import TeamOut, TeamsOut, TokenRequest, TokenResponse, UserOut, UsersOut
+from okno.operators.schemas import (
+    PresenceIn,
+    PresenceListOut,
+    PresenceOut,
+    TeamOut,
+    TeamsOut,
+    TokenRequest,
+    TokenResponse,
+    UserOut,
+    UsersOut,
+)
 
 log = structlog.get_logger("okno.auth")
 router = APIRouter(prefix="/api/v1", tags=["staff"])
@@ -59,3 +70,34 @@ async def teams(user: CurrentUser, state: State) -> TeamsOut:
     async with state.db.read() as session:
         rows = await service.list_teams(session)
     return TeamsOut(teams=[TeamOut(id=t.id, name=t.name) for t in rows])
+
+
+def presence_out(v: presence.PresenceView) -> PresenceOut:
+    return PresenceOut(
+        user_id=v.user_id,
+        name=v.name,
+        role=v.role,
+        team_id=v.team_id,
+        status=v.status,
+        since=v.since,
+        connected=v.connected,
+        available=v.available,
+    )
+
+
+@router.put("/me/presence", response_model=PresenceOut)
+async def set_presence(body: PresenceIn, user: CurrentUser, state: State) -> PresenceOut:
+    """Go online, take a break, or go offline."""
+
+    async def run(session: AsyncSession) -> PresenceOut:
+        return presence_out(await presence.set_status(session, user=user, status=body.status))
+
+    return await write(state, run)
+
+
+@router.get("/presence", response_model=PresenceListOut)
+async def list_presence(user: CurrentUser, state: State) -> PresenceListOut:
+    """Who is online, on a break or offline, and whose workspace is connected."""
+    async with state.db.read() as session:
+        rows = await presence.list_presence(session, viewer=user)
+    return PresenceListOut(operators=[presence_out(r) for r in rows])

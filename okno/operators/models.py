@@ -32,3 +32,18 @@ class User(Base):
     capacity: Mapped[int] = mapped_column(Integer, default=5)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+PRESENCE_STATUSES = ("online", "break", "offline")
+
+
+class Presence(Base):
+    """What an operator chose (online, break, offline) and when a socket of theirs was last
+    seen by any app process; connected = seen within the last minute."""
+
+    __tablename__ = "presence"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(10), default="offline")
+    since: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -38,3 +41,23 @@ class TeamOut(BaseModel):
 
 class TeamsOut(BaseModel):
     teams: list[TeamOut]
+
+
+class PresenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["online", "break", "offline"]
+
+
+class PresenceOut(BaseModel):
+    user_id: int
+    name: str
+    role: str
+    team_id: int | None
+    status: str
+    since: datetime
+    connected: bool
+    available: bool
+
+
+class PresenceListOut(BaseModel):
+    operators: list[PresenceOut]

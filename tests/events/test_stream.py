@@ -65,7 +65,8 @@ def test_reconnect_with_after_seq_catches_up_everything_missed(client: TestClien
             event = ws.receive_json()
             if event["type"] == "stream.ready":
                 break
-            texts.append(event["payload"]["message"]["text"])
+            if event["type"] == "message.created":
+                texts.append(event["payload"]["message"]["text"])
         assert texts == ["Второе", "Третье"]
 
 
