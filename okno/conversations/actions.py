@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.conversations import service
 from okno.conversations.attachments import StoredFile
-from okno.conversations.messaging import add_message, record_conversation_event
+from okno.conversations.messaging import add_message, record_conversation_event, record_read
 from okno.conversations.models import Conversation, Message
 from okno.db.base import utcnow
 from okno.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -229,4 +229,20 @@ async def update(
     await record_conversation_event(
         session, conversation, "conversation.updated", customer_visible=False
     )
+    return conversation
+
+
+async def mark_read_by_staff(
+    session: AsyncSession, *, conversation_id: int, actor: User, up_to_seq: int
+) -> Conversation:
+    """The operator has seen the dialog up to ``up_to_seq``: clear the unread counter and
+    tell the customer their messages were read."""
+    conversation = await service.access_conversation(session, conversation_id, actor, lock=True)
+    if up_to_seq <= (conversation.staff_read_seq or 0):
+        return conversation
+    conversation.staff_read_seq = up_to_seq
+    conversation.unread_count = await service.count_customer_messages_after(
+        session, conversation_id=conversation.id, after_seq=up_to_seq
+    )
+    await record_read(session, conversation, reader="staff", up_to_seq=up_to_seq)
     return conversation

@@ -22,6 +22,7 @@ from okno.conversations.schemas import (
     ConversationsOut,
     MessagePosted,
     MessagesOut,
+    ReadRequest,
     SendMessage,
     TransferRequest,
 )
@@ -243,6 +244,22 @@ async def update(
             actor=user,
             topic=body.topic,
             tags=body.tags,
+        )
+        return await conversation_out(session, row)
+
+    return await write(state, run)
+
+
+@router.post("/conversations/{conversation_id}/read", response_model=ConversationOut)
+async def mark_read(
+    conversation_id: int, body: ReadRequest, user: CurrentUser, state: State
+) -> ConversationOut:
+    """You have seen the dialog up to ``up_to_seq``: clears unread; the customer sees "read"."""
+    await _access(state, conversation_id, user)
+
+    async def run(session: AsyncSession) -> ConversationOut:
+        row = await actions.mark_read_by_staff(
+            session, conversation_id=conversation_id, actor=user, up_to_seq=body.up_to_seq
         )
         return await conversation_out(session, row)
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okno.channels.models import Channel
 from okno.conversations import service
 from okno.conversations.attachments import StoredFile
-from okno.conversations.messaging import add_message, record_conversation_event
+from okno.conversations.messaging import add_message, record_conversation_event, record_read
 from okno.conversations.models import Conversation, Message
 from okno.customers.service import get_or_create_identity
 from okno.db.base import utcnow
@@ -124,4 +124,18 @@ async def rate(
     await record_conversation_event(
         session, conversation, "conversation.rated", customer_visible=False
     )
+    return conversation
+
+
+async def mark_read_by_customer(
+    session: AsyncSession, *, customer_id: int, channel_id: int, up_to_seq: int
+) -> Conversation | None:
+    """The customer has seen their dialog up to ``up_to_seq`` (staff see "read")."""
+    conversation = await service.open_conversation_of(
+        session, customer_id=customer_id, channel_id=channel_id
+    )
+    if conversation is None or up_to_seq <= (conversation.customer_read_seq or 0):
+        return conversation
+    conversation.customer_read_seq = up_to_seq
+    await record_read(session, conversation, reader="customer", up_to_seq=up_to_seq)
     return conversation

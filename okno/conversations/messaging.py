@@ -90,6 +90,8 @@ async def add_message(
         conversation.last_author_kind = author_kind
         conversation.last_message_preview = preview(text, files)
     conversation.message_count = (conversation.message_count or 0) + 1
+    if author_kind == "customer":
+        conversation.unread_count = (conversation.unread_count or 0) + 1
     await session.flush()
     known: dict[str, dict[int, str]] = {}
     if author_name is not None:
@@ -140,5 +142,29 @@ async def record_conversation_event(
             team_id=conversation.team_id,
             assignee_id=conversation.assignee_id,
             also_user_id=also_user_id,
+        ),
+    )
+
+
+async def record_read(
+    session: AsyncSession, conversation: Conversation, *, reader: str, up_to_seq: int
+) -> None:
+    """Record ``conversation.read``: the staff's reads reach the customer (their messages
+    show as read) and every staff screen (unread counters); the customer's reach staff."""
+    record_event(
+        session,
+        PendingEvent(
+            type="conversation.read",
+            conversation_id=conversation.id,
+            payload={
+                "reader": reader,
+                "up_to_seq": up_to_seq,
+                "unread": conversation.unread_count,
+            },
+            customer_id=conversation.customer_id,
+            customer_visible=reader == "staff",
+            team_id=conversation.team_id,
+            assignee_id=conversation.assignee_id,
+            assignee_only=conversation.assignee_id is not None,
         ),
     )

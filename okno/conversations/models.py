@@ -51,6 +51,11 @@ class Conversation(Base):
     last_message_preview: Mapped[str] = mapped_column(String(200), default="")
     message_count: Mapped[int] = mapped_column(Integer, default=0)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Read marks: the newest message seq each side has seen; unread = customer messages
+    # the staff have not read yet (kept as a counter so lists stay cheap).
+    customer_read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    staff_read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    unread_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Message(Base):

@@ -67,6 +67,8 @@ class ConversationOut(BaseModel):
     last_message_at: datetime | None
     last_message_preview: str
     tags: list[str] = []
+    unread: int = Field(default=0, description="Customer messages no staff member has read.")
+    customer_read_seq: int = Field(default=0, description="The customer has seen up to here.")
 
 
 class ConversationPatch(BaseModel):
@@ -114,3 +116,8 @@ class RatingRequest(BaseModel):
     conversation_id: int
     score: int = Field(ge=1, le=5)
     comment: str | None = Field(default=None, max_length=2000)
+
+
+class ReadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    up_to_seq: int = Field(ge=0)

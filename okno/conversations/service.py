@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.conversations.models import Attachment, Conversation, Message
@@ -191,3 +191,18 @@ async def customer_dialogs(session: AsyncSession, *, customer_id: int) -> list[C
         .order_by(Conversation.id.desc())
     )
     return list(rows.all())
+
+
+async def count_customer_messages_after(
+    session: AsyncSession, *, conversation_id: int, after_seq: int
+) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).where(
+                Message.conversation_id == conversation_id,
+                Message.author_kind == "customer",
+                Message.seq > after_seq,
+            )
+        )
+        or 0
+    )

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket
 from pydantic import BaseModel
 
+from okno.conversations import service as conversations
 from okno.errors import OknoError
 from okno.events import stream
 from okno.events.hub import staff_viewer
-from okno.events.service import events_after, last_seq
+from okno.events.service import ephemeral, events_after, last_seq
 from okno.http import CurrentUser, State, ws_state
 from okno.operators import presence
 from okno.operators.service import user_from_token
@@ -61,4 +62,35 @@ async def staff_socket(websocket: WebSocket, token: str = "", after_seq: int | N
         return
     async with state.db.transaction() as session:
         await presence.connected(session, user=user)
-    await stream.serve(websocket, state, staff_viewer(user), after_seq=after_seq, kind="staff")
+
+    async def on_message(message: dict[str, Any]) -> None:
+        conversation_id = message.get("conversation_id")
+        if message.get("type") != "typing" or not isinstance(conversation_id, int):
+            return
+        async with state.db.read() as session:
+            conversation = await conversations.access_conversation(session, conversation_id, user)
+        if conversation.status == "closed":
+            return
+        await state.bus.publish(
+            [
+                ephemeral(
+                    type="typing.started",
+                    conversation_id=conversation.id,
+                    payload={"who": "operator", "user_id": user.id, "name": user.display_name},
+                    customer_id=conversation.customer_id,
+                    # a note being written is nobody's business but the staff's
+                    customer_visible=not message.get("internal", False),
+                    team_id=conversation.team_id,
+                    assignee_id=conversation.assignee_id,
+                )
+            ]
+        )
+
+    await stream.serve(
+        websocket,
+        state,
+        staff_viewer(user),
+        after_seq=after_seq,
+        kind="staff",
+        on_client_message=on_message,
+    )

@@ -56,8 +56,9 @@ class Connection:
             event = await self.outbox.get()
             if event is None or self.overflowed or self.resync:
                 return
-            if event["seq"] <= self.skip_through:
-                continue
+            seq = event["seq"]
+            if seq is not None and seq <= self.skip_through:
+                continue  # ephemeral events (typing) have no seq and are never skipped
             await self._send(envelope(event, self.viewer))
 
 

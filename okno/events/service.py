@@ -67,7 +67,7 @@ def envelope(row: dict[str, Any], viewer: Viewer | None = None) -> dict[str, Any
 
 
 def customer_payload(payload: dict[str, Any]) -> dict[str, Any]:
-    slim = {k: v for k, v in payload.items() if k == "message"}
+    slim = {k: v for k, v in payload.items() if k in ("message", "reader", "up_to_seq", "who")}
     conversation = payload.get("conversation")
     if conversation is not None:
         assignee = conversation.get("assignee")
@@ -183,6 +183,32 @@ async def _seal_postgres(
         },
     )
     return int(result.scalar_one())
+
+
+def ephemeral(
+    *,
+    type: str,
+    conversation_id: int,
+    payload: dict[str, Any],
+    customer_id: int,
+    customer_visible: bool,
+    team_id: int | None,
+    assignee_id: int | None,
+) -> dict[str, Any]:
+    """An event that is only delivered live, never stored or numbered (typing): a client
+    that missed it has lost nothing worth catching up on."""
+    return {
+        "seq": None,
+        "type": type,
+        "conversation_id": conversation_id,
+        "payload": payload,
+        "customer_id": customer_id,
+        "customer_visible": customer_visible,
+        "team_id": team_id,
+        "assignee_id": assignee_id,
+        "also_user_id": None,
+        "assignee_only": assignee_id is not None,
+    }
 
 
 async def events_after(

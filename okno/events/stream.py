@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
@@ -43,10 +45,22 @@ async def send_error(websocket: WebSocket, code: str, detail: str, close_code: i
         await websocket.close(code=close_code, reason=code)
 
 
+ClientHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
 async def serve(
-    websocket: WebSocket, state: AppState, viewer: Viewer, *, after_seq: int | None, kind: str
+    websocket: WebSocket,
+    state: AppState,
+    viewer: Viewer,
+    *,
+    after_seq: int | None,
+    kind: str,
+    on_client_message: ClientHandler | None = None,
 ) -> None:
-    """Run the stream for an accepted socket until the client goes away."""
+    """Run the stream for an accepted socket until the client goes away.
+
+    ``on_client_message`` receives what the client sends besides pings (typing signals).
+    """
     conn = Connection(viewer, lambda ev: _send_json(websocket, ev))
     state.hub.add(conn)
     gauge = state.metrics.ws_connections.labels(kind)
@@ -77,7 +91,7 @@ async def serve(
                 "payload": {"last_seq": conn.skip_through},
             },
         )
-        reader = asyncio.create_task(_read_client(websocket))
+        reader = asyncio.create_task(_read_client(websocket, on_client_message))
         writer = asyncio.create_task(conn.drain())
         done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
         if writer in done and conn.overflowed:
@@ -95,9 +109,32 @@ async def serve(
         gauge.dec()
 
 
-async def _read_client(websocket: WebSocket) -> None:
-    """Answer pings; return when the client disconnects."""
+TYPING_EVERY = 2.0  # seconds: a client typing steadily signals at most this often
+
+
+async def _read_client(websocket: WebSocket, handler: ClientHandler | None) -> None:
+    """Answer pings, pass other messages to ``handler``; return when the client leaves.
+    Malformed input is ignored: this channel carries only hints."""
+    last_typing = 0.0
     while True:
         text = await websocket.receive_text()
         if text == "ping" or text == '{"type":"ping"}':
             await websocket.send_text('{"type":"pong"}')
+            continue
+        if handler is None or len(text) > 1000:
+            continue
+        try:
+            message = json.loads(text)
+        except ValueError:
+            continue
+        if not isinstance(message, dict):
+            continue
+        if message.get("type") == "typing":
+            now = time.monotonic()
+            if now - last_typing < TYPING_EVERY:
+                continue
+            last_typing = now
+        try:
+            await handler(message)
+        except OknoError:
+            continue

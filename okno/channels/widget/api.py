@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.channels import service as channels
@@ -24,11 +24,11 @@ from okno.conversations.attachments import store
 from okno.conversations.messaging import ATTACHMENT_URL, clean_text
 from okno.conversations.models import Conversation, Message
 from okno.conversations.posting import post_and_shape
-from okno.conversations.schemas import MessagePosted, MessagesOut, RatingRequest
+from okno.conversations.schemas import MessagePosted, MessagesOut, RatingRequest, ReadRequest
 from okno.conversations.views import messages_out
 from okno.errors import OknoError
 from okno.events import stream
-from okno.events.service import last_seq
+from okno.events.service import ephemeral, last_seq
 from okno.events.visibility import CustomerViewer
 from okno.http import State, bearer_token, write, ws_state
 
@@ -187,6 +187,23 @@ async def rate(body: RatingRequest, request: Request, state: State) -> Rated:
     return Rated(conversation_id=conversation.id, rating=conversation.rating or body.score)
 
 
+@router.post("/read", status_code=204)
+async def mark_read(body: ReadRequest, request: Request, state: State) -> Response:
+    """The customer has seen their messages up to ``up_to_seq`` (staff see "read")."""
+    ws = _session(request, state)
+
+    async def run(session: AsyncSession) -> None:
+        await inbound.mark_read_by_customer(
+            session,
+            customer_id=ws.customer_id,
+            channel_id=ws.channel_id,
+            up_to_seq=body.up_to_seq,
+        )
+
+    await write(state, run)
+    return Response(status_code=204)
+
+
 @router.websocket("/ws")
 async def widget_socket(
     websocket: WebSocket, token: str = "", after_seq: int | None = None
@@ -199,10 +216,35 @@ async def widget_socket(
     except OknoError as exc:
         await stream.send_error(websocket, exc.code, exc.message, 4401)
         return
+
+    async def on_message(message: dict[str, Any]) -> None:
+        if message.get("type") != "typing":
+            return
+        async with state.db.read() as session:
+            conversation = await conversations.open_conversation_of(
+                session, customer_id=ws.customer_id, channel_id=ws.channel_id
+            )
+        if conversation is None:
+            return
+        await state.bus.publish(
+            [
+                ephemeral(
+                    type="typing.started",
+                    conversation_id=conversation.id,
+                    payload={"who": "customer"},
+                    customer_id=conversation.customer_id,
+                    customer_visible=False,
+                    team_id=conversation.team_id,
+                    assignee_id=conversation.assignee_id,
+                )
+            ]
+        )
+
     await stream.serve(
         websocket,
         state,
         CustomerViewer(customer_id=ws.customer_id),
         after_seq=after_seq,
         kind="widget",
+        on_client_message=on_message,
     )
