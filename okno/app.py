@@ -23,13 +23,14 @@ from okno.db import migrate
 from okno.db.session import Database
 from okno.events import api as events_api
 from okno.events.hub import Hub
-from okno.http import AppState, BodyLimitMiddleware, install_error_handlers
+from okno.http import AppState, BodyLimitMiddleware, install_error_handlers, session_cookie_header
 from okno.jobs.registry import default_registry
 from okno.jobs.worker import Worker
 from okno.observability import Metrics, RequestMetricsMiddleware, configure_logging
 from okno.operators import api as operators_api
 from okno.operators import presence
 from okno.replies import api as replies_api
+from okno.security import sessions
 from okno.settings import Settings
 from okno.web import pages
 
@@ -58,8 +59,11 @@ class PublicCORS:
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
+    """Adds security headers, and the renewed session cookie when a request renewed it."""
+
+    def __init__(self, app: ASGIApp, idle_minutes: int = 30) -> None:
         self.app = app
+        self.idle_minutes = idle_minutes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,6 +80,15 @@ class SecurityHeaders:
                 ):
                     if k not in names:
                         headers.append((k, v))
+                renewed = scope.get("state", {}).get("renewed_session")
+                if renewed:
+                    cookie = session_cookie_header(
+                        sessions.SESSION_COOKIE,
+                        renewed,
+                        max_age=self.idle_minutes * 60,
+                        secure=scope.get("scheme") == "https",
+                    )
+                    headers.append((b"set-cookie", cookie.encode()))
                 message["headers"] = headers
             await send(message)
 
@@ -181,7 +194,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(pages.STATIC)), name="static")
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_attachment_bytes + 256 * 1024)
     app.add_middleware(PublicCORS)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, idle_minutes=settings.session_idle_minutes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app
 

@@ -20,12 +20,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from okno.bus.base import Bus
 from okno.channels.service import ChannelCache
 from okno.db.session import Database
-from okno.errors import OknoError, PayloadTooLarge, Unauthorized
+from okno.errors import Forbidden, OknoError, PayloadTooLarge, Unauthorized
 from okno.events.hub import Hub
 from okno.jobs.worker import Worker
 from okno.observability import Metrics
 from okno.operators.models import User
 from okno.operators.service import user_from_token
+from okno.security import sessions
 from okno.settings import Settings
 
 log = structlog.get_logger("okno.http")
@@ -68,7 +69,24 @@ def bearer_token(request: Request) -> str:
 
 
 async def current_user(request: Request, state: State) -> User:
-    """The signed-in staff user (bearer access token)."""
+    """The signed-in staff user: a bearer access token, or the browser session cookie
+    (then state-changing requests must carry the CSRF header)."""
+    cookie = request.cookies.get(sessions.SESSION_COOKIE)
+    if cookie and not request.headers.get("authorization"):
+        browser = sessions.read(
+            state.signing_key, cookie, max_minutes=state.settings.access_token_minutes
+        )
+        sessions.check_csrf(browser, request.method, request.headers.get(sessions.CSRF_HEADER))
+        renewed = sessions.renew(
+            state.signing_key, browser, idle_minutes=state.settings.session_idle_minutes
+        )
+        if renewed:
+            request.state.renewed_session = renewed
+        async with state.db.read() as session:
+            user = await session.get(User, browser.user_id)
+        if user is None or not user.is_active:
+            raise Unauthorized("this account is disabled", code="account_disabled")
+        return user
     token = bearer_token(request)
     async with state.db.read() as session:
         return await user_from_token(session, key=state.signing_key, token=token)
@@ -197,3 +215,38 @@ async def _reject(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": response.body})
+
+
+def session_cookie_header(
+    name: str, value: str, *, max_age: int, secure: bool, http_only: bool = True
+) -> str:
+    parts = [f"{name}={value}", "Path=/", f"Max-Age={max_age}", "SameSite=Strict"]
+    if http_only:
+        parts.append("HttpOnly")
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+async def staff_from_socket(websocket: WebSocket, state: AppState, token: str) -> User:
+    """The staff user of a WebSocket: the ``token`` query parameter, or the session cookie
+    when the page that opened it is on our own origin (no cross-site socket hijacking)."""
+    cookie = websocket.cookies.get(sessions.SESSION_COOKIE)
+    if not token and cookie:
+        origin = websocket.headers.get("origin", "")
+        host = websocket.headers.get("host", "")
+        if not origin or origin.split("://", 1)[-1] != host:
+            raise Forbidden(
+                "a cookie session opens sockets only from okno's own pages",
+                code="origin_not_allowed",
+            )
+        browser = sessions.read(
+            state.signing_key, cookie, max_minutes=state.settings.access_token_minutes
+        )
+        async with state.db.read() as session:
+            user = await session.get(User, browser.user_id)
+        if user is None or not user.is_active:
+            raise Unauthorized("this account is disabled", code="account_disabled")
+        return user
+    async with state.db.read() as session:
+        return await user_from_token(session, key=state.signing_key, token=token)

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(
         default=12 * 60, ge=1, description="Lifetime of a staff access token."
     )
+    session_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        description="A staff browser session ends after this many minutes without a request "
+        "(it is also never longer than OKNO_ACCESS_TOKEN_MINUTES).",
+    )
     widget_session_days: int = Field(
         default=30, ge=1, description="Lifetime of a widget session token (customer side)."
     )

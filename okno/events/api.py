@@ -12,9 +12,8 @@ from okno.errors import OknoError
 from okno.events import stream
 from okno.events.hub import staff_viewer
 from okno.events.service import ephemeral, events_after, last_seq
-from okno.http import CurrentUser, State, ws_state
+from okno.http import CurrentUser, State, staff_from_socket, ws_state
 from okno.operators import presence
-from okno.operators.service import user_from_token
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -55,8 +54,7 @@ async def staff_socket(websocket: WebSocket, token: str = "", after_seq: int | N
     state = ws_state(websocket)
     await websocket.accept()
     try:
-        async with state.db.read() as session:
-            user = await user_from_token(session, key=state.signing_key, token=token)
+        user = await staff_from_socket(websocket, state, token)
     except OknoError as exc:
         await stream.send_error(websocket, exc.code, exc.message, 4401)
         return

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okno.http import CurrentUser, State, write
+from okno.http import CurrentUser, State, session_cookie_header, write
 from okno.operators import presence, service
 from okno.operators.models import User
 from okno.operators.schemas import (
+    BrowserSessionOut,
     PresenceIn,
     PresenceListOut,
     PresenceOut,
@@ -20,6 +22,7 @@ from okno.operators.schemas import (
     UserOut,
     UsersOut,
 )
+from okno.security import sessions
 
 log = structlog.get_logger("okno.auth")
 router = APIRouter(prefix="/api/v1", tags=["staff"])
@@ -50,6 +53,52 @@ async def issue_token(body: TokenRequest, state: State) -> TokenResponse:
     minutes = state.settings.access_token_minutes
     token = service.issue_access_token(state.signing_key, user, minutes=minutes)
     return TokenResponse(access_token=token, expires_in=minutes * 60)
+
+
+# Unauthenticated on purpose: this is where a browser session comes from.
+@router.post("/auth/session", response_model=BrowserSessionOut)
+async def open_session(body: TokenRequest, request: Request, state: State) -> JSONResponse:
+    """Sign in a browser: sets the HttpOnly session cookie and the CSRF cookie; send the
+    CSRF token back in ``X-CSRF-Token`` on every state-changing request."""
+    async with state.db.read() as session:
+        try:
+            user = await service.authenticate(session, login=body.login, password=body.password)
+        except Exception:
+            log.info("auth.failed", login_length=len(body.login))
+            raise
+    idle = state.settings.session_idle_minutes
+    cookie, csrf = sessions.start(state.signing_key, user_id=user.id, idle_minutes=idle)
+    log.info("auth.signed_in", user_id=user.id, role=user.role, kind="browser")
+    out = BrowserSessionOut(csrf_token=csrf, expires_in=idle * 60, user=user_out(user))
+    response = JSONResponse(out.model_dump(mode="json"))
+    secure = request.url.scheme == "https"
+    response.headers.append(
+        "set-cookie",
+        session_cookie_header(sessions.SESSION_COOKIE, cookie, max_age=idle * 60, secure=secure),
+    )
+    response.headers.append(
+        "set-cookie",
+        session_cookie_header(
+            sessions.CSRF_COOKIE,
+            csrf,
+            max_age=state.settings.access_token_minutes * 60,
+            secure=secure,
+            http_only=False,
+        ),
+    )
+    return response
+
+
+@router.post("/auth/logout", status_code=204)
+async def logout(request: Request) -> Response:
+    """End the browser session (clears both cookies)."""
+    response = Response(status_code=204)
+    secure = request.url.scheme == "https"
+    for name in (sessions.SESSION_COOKIE, sessions.CSRF_COOKIE):
+        response.headers.append(
+            "set-cookie", session_cookie_header(name, "", max_age=0, secure=secure)
+        )
+    return response
 
 
 @router.get("/me", response_model=UserOut)

@@ -61,3 +61,9 @@ class PresenceOut(BaseModel):
 
 class PresenceListOut(BaseModel):
     operators: list[PresenceOut]
+
+
+class BrowserSessionOut(BaseModel):
+    csrf_token: str
+    expires_in: int
+    user: UserOut

@@ -15,6 +15,7 @@ from okno.errors import Unauthorized
 
 STAFF = "staff"
 WIDGET = "widget"
+SESSION = "session"  # a staff browser session cookie (okno.security.sessions)
 
 
 def issue(key: str, *, typ: str, subject: str, ttl: timedelta, **claims: Any) -> str:
