@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,4 +59,31 @@ async def update_widget(
 
     result = await write(state, run)
     state.channels.forget(channel_id)  # after commit, so nobody re-caches the old row
+    # Open widgets show the new greeting or info message at once (live only: a widget that
+    # connects later reads the settings anyway).
+    await state.bus.publish([widget_updated(result)])
     return result
+
+
+def widget_updated(channel: ChannelOut) -> dict[str, Any]:
+    cfg = channel.config
+    return {
+        "seq": None,
+        "type": "widget.updated",
+        "conversation_id": None,
+        "payload": {
+            "widget": {
+                "name": channel.name,
+                "greeting": cfg.get("greeting", ""),
+                "info_message": cfg.get("info_message", ""),
+                "color": cfg.get("color", ""),
+            }
+        },
+        "broadcast_channel_id": channel.id,
+        "customer_id": None,
+        "customer_visible": True,
+        "team_id": None,
+        "assignee_id": None,
+        "also_user_id": None,
+        "assignee_only": False,
+    }

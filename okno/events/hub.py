@@ -69,6 +69,7 @@ class Hub:
         self.supervisors_by_team: dict[int, set[Connection]] = defaultdict(set)
         self.see_all: set[Connection] = set()
         self.by_customer: dict[int, set[Connection]] = defaultdict(set)
+        self.customers_by_channel: dict[int | None, set[Connection]] = defaultdict(set)
         self.count_staff = 0
         self.count_customers = 0
 
@@ -76,6 +77,7 @@ class Hub:
         v = conn.viewer
         if isinstance(v, CustomerViewer):
             self.by_customer[v.customer_id].add(conn)
+            self.customers_by_channel[v.channel_id].add(conn)
             self.count_customers += 1
             return
         self.count_staff += 1
@@ -92,6 +94,7 @@ class Hub:
         if isinstance(v, CustomerViewer):
             if conn in self.by_customer.get(v.customer_id, ()):
                 self.by_customer[v.customer_id].discard(conn)
+                self.customers_by_channel.get(v.channel_id, set()).discard(conn)
                 self.count_customers -= 1
                 if not self.by_customer[v.customer_id]:
                     del self.by_customer[v.customer_id]
@@ -108,6 +111,9 @@ class Hub:
         self.operators_by_team.get(v.team_id, set()).discard(conn)
 
     def _candidates(self, event: dict[str, Any]) -> set[Connection]:
+        broadcast = event.get("broadcast_channel_id")
+        if broadcast is not None:
+            return set(self.customers_by_channel.get(broadcast, set()))
         found: set[Connection] = set(self.see_all)
         if event["customer_visible"] and event["customer_id"] is not None:
             found |= self.by_customer.get(event["customer_id"], set())

@@ -67,7 +67,9 @@ def envelope(row: dict[str, Any], viewer: Viewer | None = None) -> dict[str, Any
 
 
 def customer_payload(payload: dict[str, Any]) -> dict[str, Any]:
-    slim = {k: v for k, v in payload.items() if k in ("message", "reader", "up_to_seq", "who")}
+    slim = {
+        k: v for k, v in payload.items() if k in ("message", "reader", "up_to_seq", "who", "widget")
+    }
     conversation = payload.get("conversation")
     if conversation is not None:
         assignee = conversation.get("assignee")

@@ -34,6 +34,7 @@ class StaffViewer:
 @dataclass(frozen=True)
 class CustomerViewer:
     customer_id: int
+    channel_id: int | None = None
 
 
 Viewer = StaffViewer | CustomerViewer
@@ -42,7 +43,12 @@ Viewer = StaffViewer | CustomerViewer
 def may_see(event: dict[str, Any], viewer: Viewer) -> bool:
     """Whether ``viewer`` may receive ``event`` (a dict with the Event columns)."""
     if isinstance(viewer, CustomerViewer):
+        broadcast = event.get("broadcast_channel_id")
+        if broadcast is not None:
+            return broadcast == viewer.channel_id
         return bool(event["customer_visible"]) and event["customer_id"] == viewer.customer_id
+    if event.get("broadcast_channel_id") is not None:
+        return False  # widget broadcasts are for customers only
     if viewer.sees_everything:
         return True
     team_ok = event["team_id"] is None or event["team_id"] == viewer.team_id

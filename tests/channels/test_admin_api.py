@@ -75,3 +75,27 @@ def test_origin_list_blocks_other_sites_and_switched_off_widget_stops(
     )
     assert off.status_code == 401 and off.json()["code"] == "widget_disabled"
     assert client.post("/api/v1/widget/sessions", json={"widget_key": "acme"}).status_code == 404
+
+
+def test_open_widgets_get_the_new_info_message_at_once(client: TestClient, staff: Staff) -> None:
+    from tests.builders import widget_session
+
+    root = staff_token(client, "root")
+    token = widget_session(client)["session_token"]
+    with (
+        client.websocket_connect(f"/api/v1/widget/ws?token={token}") as widget,
+        client.websocket_connect(f"/api/v1/ws?token={root}") as staff_ws,
+    ):
+        widget.receive_json()
+        staff_ws.receive_json()
+        client.patch(
+            f"/api/v1/channels/{staff.widget_id}",
+            json={"info_message": "Технические работы до 23:00"},
+            headers=bearer(root),
+        )
+        event = widget.receive_json()
+        assert event["type"] == "widget.updated" and event["seq"] is None
+        assert event["payload"]["widget"]["info_message"] == "Технические работы до 23:00"
+        # staff do not get widget broadcasts: the next thing they see is a real event
+        client.put("/api/v1/me/presence", json={"status": "break"}, headers=bearer(root))
+        assert staff_ws.receive_json()["type"] == "operator.presence_changed"

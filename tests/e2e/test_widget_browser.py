@@ -238,3 +238,34 @@ async def test_operator_page_sees_the_dialog_live_and_answers(
     await box.press("Enter")
     await widget_messages(page, "operator").filter(has_text="раздел «Вклады»").wait_for()
     await operator.screenshot(path=str(ARTIFACTS / "operator-page.png"))
+
+
+async def test_info_message_appears_in_an_open_widget_without_reload(
+    page: Any, okno: srv.OknoServer
+) -> None:
+    await open_widget(page, okno)
+    await page.locator("[data-okno=status][data-state=online]").wait_for()
+    info = page.locator("[data-okno=info]")
+    assert not await info.is_visible()
+    env = srv.okno_env(okno.data_dir)
+    srv.run_cli(
+        ["users", "create", "--login", "boss", "--password", srv.PASSWORD, "--role", "admin"], env
+    )
+    async with httpx.AsyncClient(base_url=okno.url) as http:
+        token = (
+            await http.post("/api/v1/auth/token", json={"login": "boss", "password": srv.PASSWORD})
+        ).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        widget = next(
+            c
+            for c in (await http.get("/api/v1/channels", headers=auth)).json()["channels"]
+            if c["key"] == srv.WIDGET_KEY
+        )
+        response = await http.patch(
+            f"/api/v1/channels/{widget['id']}",
+            json={"info_message": "Высокая нагрузка: ответим в течение 10 минут"},
+            headers=auth,
+        )
+        assert response.status_code == 200
+    await info.filter(has_text="Высокая нагрузка").wait_for()
+    await page.screenshot(path=str(ARTIFACTS / "widget-info-message.png"))

@@ -243,7 +243,7 @@ async def widget_socket(
     await stream.serve(
         websocket,
         state,
-        CustomerViewer(customer_id=ws.customer_id),
+        CustomerViewer(customer_id=ws.customer_id, channel_id=ws.channel_id),
         after_seq=after_seq,
         kind="widget",
         on_client_message=on_message,

@@ -653,6 +653,10 @@
         addNotice(env.seq, env.type === "conversation.assigned" ? T.assigned(who) : T.transferred(who));
         break;
       }
+      case "widget.updated":
+        // The bank changed the greeting, info message, name or colour: show it at once.
+        applyWidget(p.widget);
+        break;
       case "stream.ready":
         if (typeof p.last_seq === "number" && p.last_seq > state.lastSeq) state.lastSeq = p.last_seq;
         setStatus("online");
