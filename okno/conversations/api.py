@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import structlog
@@ -13,6 +14,7 @@ from okno.channels.widget import service as widget_service
 from okno.conversations import actions, service
 from okno.conversations.attachments import INLINE_TYPES, path_of, store
 from okno.conversations.messaging import ATTACHMENT_URL, clean_text
+from okno.conversations.models import Conversation
 from okno.conversations.posting import post_and_shape
 from okno.conversations.schemas import (
     AssignRequest,
@@ -164,20 +166,34 @@ async def post_attachment(
     return response
 
 
+async def _act(
+    state: State,
+    conversation_id: int,
+    user: CurrentUser,
+    act: Callable[[AsyncSession], Awaitable[Conversation]],
+) -> ConversationOut:
+    """Check access (logging a refusal), run one action in a transaction, shape the dialog."""
+    await _access(state, conversation_id, user)
+
+    async def run(session: AsyncSession) -> ConversationOut:
+        return await conversation_out(session, await act(session))
+
+    return await write(state, run)
+
+
 @router.post("/conversations/{conversation_id}/assign", response_model=ConversationOut)
 async def assign(
     conversation_id: int, body: AssignRequest, user: CurrentUser, state: State
 ) -> ConversationOut:
     """Take a waiting dialog yourself, or (supervisors) give it to ``user_id``."""
-    await _access(state, conversation_id, user)
-
-    async def run(session: AsyncSession) -> ConversationOut:
-        row = await actions.assign(
-            session, conversation_id=conversation_id, actor=user, user_id=body.user_id
-        )
-        return await conversation_out(session, row)
-
-    return await write(state, run)
+    return await _act(
+        state,
+        conversation_id,
+        user,
+        lambda s: actions.assign(
+            s, conversation_id=conversation_id, actor=user, user_id=body.user_id
+        ),
+    )
 
 
 @router.post("/conversations/{conversation_id}/transfer", response_model=ConversationOut)
@@ -185,20 +201,19 @@ async def transfer(
     conversation_id: int, body: TransferRequest, user: CurrentUser, state: State
 ) -> ConversationOut:
     """Hand the dialog to another operator or to a team's queue, with a comment."""
-    await _access(state, conversation_id, user)
-
-    async def run(session: AsyncSession) -> ConversationOut:
-        row = await actions.transfer(
-            session,
+    return await _act(
+        state,
+        conversation_id,
+        user,
+        lambda s: actions.transfer(
+            s,
             conversation_id=conversation_id,
             actor=user,
             to_user_id=body.to_user_id,
             to_team_id=body.to_team_id,
             comment=body.comment,
-        )
-        return await conversation_out(session, row)
-
-    return await write(state, run)
+        ),
+    )
 
 
 @router.post("/conversations/{conversation_id}/close", response_model=ConversationOut)
@@ -206,28 +221,26 @@ async def close(
     conversation_id: int, user: CurrentUser, state: State, body: CloseRequest | None = None
 ) -> ConversationOut:
     """Close with a resolution (resolved, refused, callback, spam); a repeat is a no-op."""
-    await _access(state, conversation_id, user)
     resolution = body.resolution if body else "resolved"
-
-    async def run(session: AsyncSession) -> ConversationOut:
-        row = await actions.close(
-            session, conversation_id=conversation_id, actor=user, resolution=resolution
-        )
-        return await conversation_out(session, row)
-
-    return await write(state, run)
+    return await _act(
+        state,
+        conversation_id,
+        user,
+        lambda s: actions.close(
+            s, conversation_id=conversation_id, actor=user, resolution=resolution
+        ),
+    )
 
 
 @router.post("/conversations/{conversation_id}/reopen", response_model=ConversationOut)
 async def reopen(conversation_id: int, user: CurrentUser, state: State) -> ConversationOut:
     """Reopen a closed dialog and take it; 409 if the customer has another open one."""
-    await _access(state, conversation_id, user)
-
-    async def run(session: AsyncSession) -> ConversationOut:
-        row = await actions.reopen(session, conversation_id=conversation_id, actor=user)
-        return await conversation_out(session, row)
-
-    return await write(state, run)
+    return await _act(
+        state,
+        conversation_id,
+        user,
+        lambda s: actions.reopen(s, conversation_id=conversation_id, actor=user),
+    )
 
 
 @router.patch("/conversations/{conversation_id}", response_model=ConversationOut)
@@ -235,19 +248,14 @@ async def update(
     conversation_id: int, body: ConversationPatch, user: CurrentUser, state: State
 ) -> ConversationOut:
     """Set the topic and/or tags."""
-    await _access(state, conversation_id, user)
-
-    async def run(session: AsyncSession) -> ConversationOut:
-        row = await actions.update(
-            session,
-            conversation_id=conversation_id,
-            actor=user,
-            topic=body.topic,
-            tags=body.tags,
-        )
-        return await conversation_out(session, row)
-
-    return await write(state, run)
+    return await _act(
+        state,
+        conversation_id,
+        user,
+        lambda s: actions.update(
+            s, conversation_id=conversation_id, actor=user, topic=body.topic, tags=body.tags
+        ),
+    )
 
 
 @router.post("/conversations/{conversation_id}/read", response_model=ConversationOut)
@@ -255,15 +263,14 @@ async def mark_read(
     conversation_id: int, body: ReadRequest, user: CurrentUser, state: State
 ) -> ConversationOut:
     """You have seen the dialog up to ``up_to_seq``: clears unread; the customer sees "read"."""
-    await _access(state, conversation_id, user)
-
-    async def run(session: AsyncSession) -> ConversationOut:
-        row = await actions.mark_read_by_staff(
-            session, conversation_id=conversation_id, actor=user, up_to_seq=body.up_to_seq
-        )
-        return await conversation_out(session, row)
-
-    return await write(state, run)
+    return await _act(
+        state,
+        conversation_id,
+        user,
+        lambda s: actions.mark_read_by_staff(
+            s, conversation_id=conversation_id, actor=user, up_to_seq=body.up_to_seq
+        ),
+    )
 
 
 @router.get("/attachments/{attachment_id}", response_class=FileResponse)

@@ -20,7 +20,7 @@ from okno.channels.widget.schemas import (
 )
 from okno.conversations import inbound
 from okno.conversations import service as conversations
-from okno.conversations.attachments import store
+from okno.conversations.attachments import StoredFile, store
 from okno.conversations.messaging import ATTACHMENT_URL, clean_text
 from okno.conversations.models import Conversation, Message
 from okno.conversations.posting import post_and_shape
@@ -30,7 +30,7 @@ from okno.errors import OknoError
 from okno.events import stream
 from okno.events.service import ephemeral, last_seq
 from okno.events.visibility import CustomerViewer
-from okno.http import State, bearer_token, write, ws_state
+from okno.http import AppState, State, bearer_token, write, ws_state
 
 router = APIRouter(prefix="/api/v1/widget", tags=["widget"])
 
@@ -85,23 +85,7 @@ async def send_message(body: WidgetMessage, request: Request, state: State) -> J
     """Send the customer's message; a retry with the same client_msg_id stores nothing new."""
     ws = _session(request, state)
     text = clean_text(body.text, max_chars=state.settings.max_text_chars)
-
-    async def action(session: AsyncSession) -> tuple[Message, bool]:
-        channel = await service.channel_of(session, ws, state.channels)
-        return await inbound.receive(
-            session,
-            inbound.Inbound(
-                channel=channel,
-                external_customer_id=ws.visitor_id,
-                text=text,
-                client_msg_id=body.client_msg_id,
-            ),
-        )
-
-    response, created = await post_and_shape(state, action)
-    if created:
-        state.metrics.messages_in.labels("widget").inc()
-    return response
+    return await _receive(state, ws, text=text, client_msg_id=body.client_msg_id, files=[])
 
 
 @router.post("/attachments", response_model=MessagePosted, status_code=201)
@@ -123,6 +107,19 @@ async def send_attachment(
         max_bytes=state.settings.max_attachment_bytes,
     )
 
+    return await _receive(state, ws, text=caption, client_msg_id=client_msg_id, files=[stored])
+
+
+async def _receive(
+    state: AppState,
+    ws: service.WidgetSession,
+    *,
+    text: str,
+    client_msg_id: str,
+    files: list[StoredFile],
+) -> JSONResponse:
+    """Store what the visitor sent through the channel-neutral inbound path."""
+
     async def action(session: AsyncSession) -> tuple[Message, bool]:
         channel = await service.channel_of(session, ws, state.channels)
         return await inbound.receive(
@@ -130,9 +127,9 @@ async def send_attachment(
             inbound.Inbound(
                 channel=channel,
                 external_customer_id=ws.visitor_id,
-                text=caption,
+                text=text,
                 client_msg_id=client_msg_id,
-                files=[stored],
+                files=files,
             ),
         )
 
