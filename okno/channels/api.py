@@ -12,6 +12,7 @@ from okno.channels.models import Channel
 from okno.channels.schemas import ChannelOut, ChannelsOut, WidgetUpdate
 from okno.errors import Forbidden, NotFound
 from okno.http import CurrentUser, State, write
+from okno.inputs import IdPath
 from okno.operators.models import User
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
@@ -43,7 +44,7 @@ async def list_channels(user: CurrentUser, state: State) -> ChannelsOut:
 
 @router.patch("/{channel_id}", response_model=ChannelOut)
 async def update_widget(
-    channel_id: int, body: WidgetUpdate, user: CurrentUser, state: State
+    channel_id: IdPath, body: WidgetUpdate, user: CurrentUser, state: State
 ) -> ChannelOut:
     """Change a widget's name, greeting, info message, colour, allowed sites or on/off."""
     _admin(user)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from okno.inputs import Input
 
 
 class ChannelOut(BaseModel):
@@ -20,10 +22,9 @@ class ChannelsOut(BaseModel):
     channels: list[ChannelOut]
 
 
-class WidgetUpdate(BaseModel):
+class WidgetUpdate(Input):
     """Fields to change; omitted ones stay as they are."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     greeting: str | None = Field(default=None, max_length=1000)
     info_message: str | None = Field(default=None, max_length=1000)

@@ -14,6 +14,7 @@ from okno.conversations.messaging import add_message, record_conversation_event,
 from okno.conversations.models import Conversation, Message
 from okno.db.base import utcnow
 from okno.errors import BadRequest, Conflict, Forbidden, NotFound
+from okno.events.service import last_seq
 from okno.operators import service as operators
 from okno.operators.models import User
 
@@ -70,12 +71,19 @@ async def post_message(
 async def _assign(
     session: AsyncSession, conversation: Conversation, user: User, *, reason: str
 ) -> None:
+    previous = conversation.assignee_id
     conversation.assignee_id = user.id
     conversation.status = "assigned"
     if user.team_id is not None:
         conversation.team_id = user.team_id
     await record_conversation_event(
-        session, conversation, "conversation.assigned", customer_visible=True, reason=reason
+        session,
+        conversation,
+        "conversation.assigned",
+        customer_visible=True,
+        # the operator it was taken from must learn it too
+        also_user_id=previous if previous != user.id else None,
+        reason=reason,
     )
 
 
@@ -125,7 +133,10 @@ async def transfer(
             raise BadRequest("the dialog is already with this operator", code="same_assignee")
         conversation.assignee_id = target.id
         conversation.status = "assigned"
-        conversation.team_id = target.team_id
+        if target.team_id is not None:
+            # a team-less target (a supervisor) keeps the dialog in its team: clearing it
+            # would open the dialog, notes included, to every team
+            conversation.team_id = target.team_id
         target_name = target.display_name
     else:
         team = await operators.get_team(session, to_team_id or 0)
@@ -238,6 +249,7 @@ async def mark_read_by_staff(
     """The operator has seen the dialog up to ``up_to_seq``: clear the unread counter and
     tell the customer their messages were read."""
     conversation = await service.access_conversation(session, conversation_id, actor, lock=True)
+    up_to_seq = min(up_to_seq, await last_seq(session))  # no mark beyond what exists
     if up_to_seq <= (conversation.staff_read_seq or 0):
         return conversation
     conversation.staff_read_seq = up_to_seq

@@ -32,6 +32,7 @@ from okno.conversations.views import conversation_out, conversations_out, messag
 from okno.errors import Forbidden, NotFound, OknoError
 from okno.events.service import last_seq
 from okno.http import CurrentUser, State, bearer_token, write
+from okno.inputs import IdPath, IdQuery, SeqQuery
 from okno.operators.service import user_from_token
 
 log = structlog.get_logger("okno.conversations")
@@ -44,7 +45,7 @@ async def list_conversations(
     state: State,
     status: str = "open",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before_id: int | None = None,
+    before_id: IdQuery = None,
 ) -> ConversationsOut:
     """Dialogs you may see: status open (default), mine, waiting, assigned, closed or all."""
     async with state.db.read() as session:
@@ -54,7 +55,7 @@ async def list_conversations(
         return ConversationsOut(conversations=await conversations_out(session, rows))
 
 
-async def _access(state: State, conversation_id: int, user: CurrentUser) -> None:
+async def _access(state: State, conversation_id: IdPath, user: CurrentUser) -> None:
     async with state.db.read() as session:
         try:
             await service.access_conversation(session, conversation_id, user)
@@ -65,7 +66,7 @@ async def _access(state: State, conversation_id: int, user: CurrentUser) -> None
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationOut)
 async def get_conversation(
-    conversation_id: int, user: CurrentUser, state: State
+    conversation_id: IdPath, user: CurrentUser, state: State
 ) -> ConversationOut:
     await _access(state, conversation_id, user)
     async with state.db.read() as session:
@@ -75,10 +76,10 @@ async def get_conversation(
 
 @router.get("/conversations/{conversation_id}/messages", response_model=MessagesOut)
 async def get_messages(
-    conversation_id: int,
+    conversation_id: IdPath,
     user: CurrentUser,
     state: State,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: SeqQuery = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> MessagesOut:
     """The dialog's messages (internal notes included) after ``after_seq``, oldest first."""
@@ -104,7 +105,7 @@ async def get_messages(
     responses={200: {"model": MessagePosted, "description": "Already stored (a retry)."}},
 )
 async def post_message(
-    conversation_id: int, body: SendMessage, user: CurrentUser, state: State
+    conversation_id: IdPath, body: SendMessage, user: CurrentUser, state: State
 ) -> JSONResponse:
     """Reply to the customer, or add an internal note with ``internal: true``."""
     text = clean_text(body.text, max_chars=state.settings.max_text_chars)
@@ -131,7 +132,7 @@ async def post_message(
     status_code=201,
 )
 async def post_attachment(
-    conversation_id: int,
+    conversation_id: IdPath,
     user: CurrentUser,
     state: State,
     file: Annotated[UploadFile, File()],
@@ -168,7 +169,7 @@ async def post_attachment(
 
 async def _act(
     state: State,
-    conversation_id: int,
+    conversation_id: IdPath,
     user: CurrentUser,
     act: Callable[[AsyncSession], Awaitable[Conversation]],
 ) -> ConversationOut:
@@ -183,7 +184,7 @@ async def _act(
 
 @router.post("/conversations/{conversation_id}/assign", response_model=ConversationOut)
 async def assign(
-    conversation_id: int, body: AssignRequest, user: CurrentUser, state: State
+    conversation_id: IdPath, body: AssignRequest, user: CurrentUser, state: State
 ) -> ConversationOut:
     """Take a waiting dialog yourself, or (supervisors) give it to ``user_id``."""
     return await _act(
@@ -198,7 +199,7 @@ async def assign(
 
 @router.post("/conversations/{conversation_id}/transfer", response_model=ConversationOut)
 async def transfer(
-    conversation_id: int, body: TransferRequest, user: CurrentUser, state: State
+    conversation_id: IdPath, body: TransferRequest, user: CurrentUser, state: State
 ) -> ConversationOut:
     """Hand the dialog to another operator or to a team's queue, with a comment."""
     return await _act(
@@ -218,7 +219,7 @@ async def transfer(
 
 @router.post("/conversations/{conversation_id}/close", response_model=ConversationOut)
 async def close(
-    conversation_id: int, user: CurrentUser, state: State, body: CloseRequest | None = None
+    conversation_id: IdPath, user: CurrentUser, state: State, body: CloseRequest | None = None
 ) -> ConversationOut:
     """Close with a resolution (resolved, refused, callback, spam); a repeat is a no-op."""
     resolution = body.resolution if body else "resolved"
@@ -233,7 +234,7 @@ async def close(
 
 
 @router.post("/conversations/{conversation_id}/reopen", response_model=ConversationOut)
-async def reopen(conversation_id: int, user: CurrentUser, state: State) -> ConversationOut:
+async def reopen(conversation_id: IdPath, user: CurrentUser, state: State) -> ConversationOut:
     """Reopen a closed dialog and take it; 409 if the customer has another open one."""
     return await _act(
         state,
@@ -245,7 +246,7 @@ async def reopen(conversation_id: int, user: CurrentUser, state: State) -> Conve
 
 @router.patch("/conversations/{conversation_id}", response_model=ConversationOut)
 async def update(
-    conversation_id: int, body: ConversationPatch, user: CurrentUser, state: State
+    conversation_id: IdPath, body: ConversationPatch, user: CurrentUser, state: State
 ) -> ConversationOut:
     """Set the topic and/or tags."""
     return await _act(
@@ -260,7 +261,7 @@ async def update(
 
 @router.post("/conversations/{conversation_id}/read", response_model=ConversationOut)
 async def mark_read(
-    conversation_id: int, body: ReadRequest, user: CurrentUser, state: State
+    conversation_id: IdPath, body: ReadRequest, user: CurrentUser, state: State
 ) -> ConversationOut:
     """You have seen the dialog up to ``up_to_seq``: clears unread; the customer sees "read"."""
     return await _act(
@@ -274,7 +275,7 @@ async def mark_read(
 
 
 @router.get("/attachments/{attachment_id}", response_class=FileResponse)
-async def download(attachment_id: int, request: Request, state: State) -> FileResponse:
+async def download(attachment_id: IdPath, request: Request, state: State) -> FileResponse:
     """Download an attachment with a staff token or the customer's widget session token."""
     token = bearer_token(request)
     async with state.db.read() as session:

@@ -18,6 +18,7 @@ from okno.conversations.models import Conversation, Message
 from okno.customers.service import get_or_create_identity
 from okno.db.base import utcnow
 from okno.errors import BadRequest, Conflict, NotFound
+from okno.events.service import last_seq
 
 
 @dataclass
@@ -72,6 +73,15 @@ async def receive(session: AsyncSession, inbound: Inbound) -> tuple[Message, boo
         )
         assert found is not None and found[0] == identity.customer_id
     customer_id, customer_name, conversation = found
+    if conversation is not None and session.get_bind().dialect.name == "postgresql":
+        # Lock the dialog as staff actions do, and re-read it: a close or transfer that
+        # committed while we waited must not leave this message in a closed dialog or
+        # addressed to the previous operator. (SQLite writers take turns already.)
+        conversation = await session.get(
+            Conversation, conversation.id, with_for_update=True, populate_existing=True
+        )
+        if conversation is not None and conversation.status == "closed":
+            conversation = None
     if conversation is None:
         conversation = Conversation(
             customer_id=customer_id,
@@ -134,6 +144,7 @@ async def mark_read_by_customer(
     conversation = await service.open_conversation_of(
         session, customer_id=customer_id, channel_id=channel_id
     )
+    up_to_seq = min(up_to_seq, await last_seq(session))  # no mark beyond what exists
     if conversation is None or up_to_seq <= (conversation.customer_read_seq or 0):
         return conversation
     conversation.customer_read_seq = up_to_seq

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from okno.inputs import MAX_ID, MAX_SEQ, Input
 
 
 class AttachmentOut(BaseModel):
@@ -71,8 +73,7 @@ class ConversationOut(BaseModel):
     customer_read_seq: int = Field(default=0, description="The customer has seen up to here.")
 
 
-class ConversationPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ConversationPatch(Input):
     topic: str | None = Field(default=None, max_length=100)
     tags: list[str] | None = Field(default=None, max_length=50)
 
@@ -81,27 +82,25 @@ class ConversationsOut(BaseModel):
     conversations: list[ConversationOut]
 
 
-class SendMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SendMessage(Input):
     client_msg_id: str = Field(min_length=1, max_length=100)
     text: str = Field(min_length=1)
     internal: bool = False
 
 
-class CloseRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CloseRequest(Input):
     resolution: Literal["resolved", "refused", "callback", "spam"] = "resolved"
 
 
-class AssignRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    user_id: int | None = Field(default=None, description="Omit to take the dialog yourself.")
+class AssignRequest(Input):
+    user_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Omit to take the dialog yourself."
+    )
 
 
-class TransferRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    to_user_id: int | None = None
-    to_team_id: int | None = None
+class TransferRequest(Input):
+    to_user_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    to_team_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     comment: str | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")
@@ -111,13 +110,11 @@ class TransferRequest(BaseModel):
         return self
 
 
-class RatingRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    conversation_id: int
+class RatingRequest(Input):
+    conversation_id: int = Field(ge=1, le=MAX_ID)
     score: int = Field(ge=1, le=5)
     comment: str | None = Field(default=None, max_length=2000)
 
 
-class ReadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    up_to_seq: int = Field(ge=0)
+class ReadRequest(Input):
+    up_to_seq: int = Field(ge=0, le=MAX_SEQ)

@@ -21,6 +21,7 @@ from okno.customers.schemas import (
 )
 from okno.errors import Forbidden, NotFound
 from okno.http import CurrentUser, State, write
+from okno.inputs import IdPath
 from okno.operators.models import User
 
 log = structlog.get_logger("okno.customers")
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 SECRET_ID_KINDS = ("widget",)  # a widget visitor id resumes the session: never shown
 
 
-async def _access(session: AsyncSession, customer_id: int, user: User) -> Customer:
+async def _access(session: AsyncSession, customer_id: IdPath, user: User) -> Customer:
     """The customer if the user may serve one of their dialogs (team rule)."""
     customer = await service.get_customer(session, customer_id)
     if customer is None:
@@ -109,7 +110,7 @@ async def _card(session: AsyncSession, customer: Customer, user: User) -> Custom
 
 
 @router.get("/{customer_id}", response_model=CustomerCard)
-async def card(customer_id: int, user: CurrentUser, state: State) -> CustomerCard:
+async def card(customer_id: IdPath, user: CurrentUser, state: State) -> CustomerCard:
     """The customer card: identities in every channel, tags, attributes, notes, and
     every dialog (newest first) the viewer may see."""
     async with state.db.read() as session:
@@ -119,7 +120,7 @@ async def card(customer_id: int, user: CurrentUser, state: State) -> CustomerCar
 
 @router.patch("/{customer_id}", response_model=CustomerCard)
 async def update(
-    customer_id: int, body: CustomerPatch, user: CurrentUser, state: State
+    customer_id: IdPath, body: CustomerPatch, user: CurrentUser, state: State
 ) -> CustomerCard:
     """Change the name, tags or attributes (a null attribute value removes it)."""
 
@@ -134,7 +135,7 @@ async def update(
 
 
 @router.post("/{customer_id}/notes", response_model=NoteOut, status_code=201)
-async def add_note(customer_id: int, body: NoteIn, user: CurrentUser, state: State) -> NoteOut:
+async def add_note(customer_id: IdPath, body: NoteIn, user: CurrentUser, state: State) -> NoteOut:
     """A staff note on the card (the customer never sees it)."""
 
     async def run(session: AsyncSession) -> NoteOut:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from okno.inputs import Input
 
 
 class IdentityOut(BaseModel):
@@ -48,13 +50,11 @@ class CustomerCard(BaseModel):
     created_at: datetime
 
 
-class CustomerPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CustomerPatch(Input):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     tags: list[str] | None = Field(default=None, max_length=50)
     attributes: dict[str, str | int | float | bool | None] | None = None
 
 
-class NoteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NoteIn(Input):
     text: str = Field(min_length=1, max_length=4000)

@@ -13,6 +13,7 @@ from okno.events import stream
 from okno.events.hub import staff_viewer
 from okno.events.service import ephemeral, events_after, last_seq
 from okno.http import CurrentUser, State, staff_from_socket, ws_state
+from okno.inputs import MAX_SEQ, SeqQuery
 from okno.operators import presence
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -34,7 +35,7 @@ class EventsOut(BaseModel):
 async def catch_up(
     user: CurrentUser,
     state: State,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: SeqQuery = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> EventsOut:
     """Events you may see after ``after_seq``; 410 ``events_pruned`` when too far behind."""
@@ -49,7 +50,11 @@ async def catch_up(
 
 
 @router.websocket("/ws")
-async def staff_socket(websocket: WebSocket, token: str = "", after_seq: int | None = None) -> None:
+async def staff_socket(
+    websocket: WebSocket,
+    token: str = "",
+    after_seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
+) -> None:
     """Live events for staff; pass ``after_seq`` to catch up first."""
     state = ws_state(websocket)
     await websocket.accept()

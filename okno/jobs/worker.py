@@ -27,6 +27,10 @@ from okno.settings import Settings
 log = structlog.get_logger(__name__)
 
 
+class LeaseLost(Exception):
+    """The job's lease expired while it ran; its transaction is rolled back."""
+
+
 @dataclass
 class JobContext:
     """What a handler gets besides its session and payload."""
@@ -140,7 +144,10 @@ class Worker:
                         payload,
                         JobContext(settings=self.settings, job_id=job_id, attempt=attempt),
                     )
-                    await service.finish(session, job_id=job_id, worker_id=self.id)
+                    if not await service.finish(session, job_id=job_id, worker_id=self.id):
+                        # Our lease ran out and another worker has the job: undo our
+                        # effects so they do not land twice.
+                        raise LeaseLost(f"job {job_id} was taken over after its lease")
                 self.completed += 1
                 log.info(
                     "job.done",

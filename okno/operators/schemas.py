@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from okno.inputs import Input
 
 
-class TokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TokenRequest(Input):
     login: str = Field(min_length=1, max_length=100)
     password: str = Field(min_length=1, max_length=500)
     otp: str | None = Field(default=None, max_length=20)
@@ -43,8 +44,7 @@ class TeamsOut(BaseModel):
     teams: list[TeamOut]
 
 
-class PresenceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PresenceIn(Input):
     status: Literal["online", "break", "offline"]
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okno.conversations import service as conversations
 from okno.customers import service as customers
 from okno.http import CurrentUser, State, write
+from okno.inputs import IdPath
 from okno.replies import service
 from okno.replies.models import SavedReply
 from okno.replies.schemas import (
@@ -60,7 +61,7 @@ async def create(body: SavedReplyIn, user: CurrentUser, state: State) -> SavedRe
 
 @router.patch("/{reply_id}", response_model=SavedReplyOut)
 async def update(
-    reply_id: int, body: SavedReplyPatch, user: CurrentUser, state: State
+    reply_id: IdPath, body: SavedReplyPatch, user: CurrentUser, state: State
 ) -> SavedReplyOut:
     async def run(session: AsyncSession) -> SavedReplyOut:
         reply = await service.access(session, reply_id, user, edit=True)
@@ -70,7 +71,7 @@ async def update(
 
 
 @router.delete("/{reply_id}", status_code=204)
-async def delete(reply_id: int, user: CurrentUser, state: State) -> Response:
+async def delete(reply_id: IdPath, user: CurrentUser, state: State) -> Response:
     async def run(session: AsyncSession) -> None:
         reply = await service.access(session, reply_id, user, edit=True)
         await session.delete(reply)
@@ -80,7 +81,9 @@ async def delete(reply_id: int, user: CurrentUser, state: State) -> Response:
 
 
 @router.post("/{reply_id}/render", response_model=Rendered)
-async def render(reply_id: int, body: RenderRequest, user: CurrentUser, state: State) -> Rendered:
+async def render(
+    reply_id: IdPath, body: RenderRequest, user: CurrentUser, state: State
+) -> Rendered:
     """The reply's text with the dialog's customer and your name filled in."""
     async with state.db.read() as session:
         reply = await service.access(session, reply_id, user, edit=False)

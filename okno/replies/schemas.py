@@ -5,20 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from okno.inputs import MAX_ID, Input
 
 
-class SavedReplyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SavedReplyIn(Input):
     scope: Literal["personal", "team", "shared"] = "personal"
-    team_id: int | None = Field(default=None, description="For team replies; default: yours.")
+    team_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="For team replies; default: yours."
+    )
     shortcut: str = Field(min_length=1, max_length=50, pattern=r"^[\w\-]+$")
     title: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=4000)
 
 
-class SavedReplyPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SavedReplyPatch(Input):
     shortcut: str | None = Field(default=None, min_length=1, max_length=50, pattern=r"^[\w\-]+$")
     title: str | None = Field(default=None, min_length=1, max_length=200)
     body: str | None = Field(default=None, min_length=1, max_length=4000)
@@ -39,9 +41,8 @@ class SavedRepliesOut(BaseModel):
     saved_replies: list[SavedReplyOut]
 
 
-class RenderRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    conversation_id: int
+class RenderRequest(Input):
+    conversation_id: int = Field(ge=1, le=MAX_ID)
 
 
 class Rendered(BaseModel):

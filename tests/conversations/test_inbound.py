@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from okno.channels.service import get_channel
@@ -16,6 +17,7 @@ from okno.db.session import Database
 from okno.jobs.registry import default_registry
 from okno.jobs.worker import Worker
 from okno.settings import Settings
+from tests import services
 from tests.builders import Staff, make_message
 
 
@@ -117,3 +119,90 @@ async def test_dialog_where_customer_spoke_last_is_not_autoclosed(
     async with db.read() as session:
         conv = await session.get(Conversation, message.conversation_id)
     assert conv is not None and conv.status == "waiting"
+
+
+@pytest.mark.skipif(
+    services.DB_BACKEND != "postgres",
+    reason="SQLite writers take turns, so a close cannot commit during an inbound write",
+)
+@pytest.mark.parametrize("staff_action", ["close", "transfer"])
+async def test_message_racing_a_close_or_transfer_lands_where_staff_will_see_it(
+    db: Database, staff: Staff, monkeypatch: pytest.MonkeyPatch, staff_action: str
+) -> None:
+    """The customer's write reads the open dialog, then a close (or a transfer) commits
+    before it continues: the message must open a new dialog (or reach the new assignee)."""
+    from okno.conversations import actions
+    from okno.conversations import service as conversation_service
+    from okno.events.models import Event
+    from tests.builders import get_user
+
+    async with db.transaction() as session:
+        first = await make_message(session, channel_id=staff.widget_id, visitor="racer")
+    async with db.transaction() as session:
+        anna = await get_user(session, staff["anna"])
+        await actions.post_message(
+            session,
+            conversation_id=first.conversation_id,
+            actor=anna,
+            text="Здравствуйте",
+            client_msg_id="a1",
+        )
+    read_done, may_continue = asyncio.Event(), asyncio.Event()
+    original = conversation_service.customer_and_open_dialog
+
+    async def paused(session, **kw):  # type: ignore[no-untyped-def]
+        found = await original(session, **kw)
+        read_done.set()
+        await may_continue.wait()
+        return found
+
+    monkeypatch.setattr(conversation_service, "customer_and_open_dialog", paused)
+
+    async def customer() -> Message:
+        async with db.transaction() as session:
+            channel = await get_channel(session, staff.widget_id)
+            message, _ = await inbound.receive(
+                session,
+                inbound.Inbound(
+                    channel=channel,
+                    external_customer_id="racer",
+                    text="Ещё вопрос",
+                    client_msg_id="c2",
+                ),
+            )
+            return message
+
+    async def operator() -> None:
+        await read_done.wait()
+        monkeypatch.setattr(conversation_service, "customer_and_open_dialog", original)
+        async with db.transaction() as session:
+            anna = await get_user(session, staff["anna"])
+            if staff_action == "close":
+                await actions.close(
+                    session,
+                    conversation_id=first.conversation_id,
+                    actor=anna,
+                    resolution="resolved",
+                )
+            else:
+                await actions.transfer(
+                    session,
+                    conversation_id=first.conversation_id,
+                    actor=anna,
+                    to_user_id=staff["igor"],
+                    to_team_id=None,
+                    comment=None,
+                )
+        may_continue.set()
+
+    message, _ = await asyncio.gather(customer(), operator())
+    async with db.read() as session:
+        conversation = await session.get(Conversation, message.conversation_id)
+        event = await session.scalar(select(Event).where(Event.seq == message.seq))
+    assert conversation is not None and event is not None
+    if staff_action == "close":
+        assert message.conversation_id != first.conversation_id
+        assert conversation.status == "waiting"
+    else:
+        assert message.conversation_id == first.conversation_id
+        assert event.assignee_id == staff["igor"]

@@ -31,6 +31,7 @@ from okno.events import stream
 from okno.events.service import ephemeral, last_seq
 from okno.events.visibility import CustomerViewer
 from okno.http import AppState, State, bearer_token, write, ws_state
+from okno.inputs import MAX_SEQ, KeyQuery, SeqQuery
 
 router = APIRouter(prefix="/api/v1/widget", tags=["widget"])
 
@@ -40,9 +41,7 @@ def _session(request: Request, state: State) -> service.WidgetSession:
 
 
 @router.get("/config", response_model=WidgetConfig)
-async def config(
-    key: Annotated[str, Query(min_length=1, max_length=100)], state: State
-) -> WidgetConfig:
+async def config(key: KeyQuery, state: State) -> WidgetConfig:
     """What the widget shows before a session exists (name, greeting, info, colour)."""
     async with state.db.read() as session:
         channel = await channels.get_widget(session, key=key)
@@ -143,7 +142,7 @@ async def _receive(
 async def history(
     request: Request,
     state: State,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: SeqQuery = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> MessagesOut:
     """The visitor's messages in this widget across all their dialogs, oldest first."""
@@ -203,7 +202,9 @@ async def mark_read(body: ReadRequest, request: Request, state: State) -> Respon
 
 @router.websocket("/ws")
 async def widget_socket(
-    websocket: WebSocket, token: str = "", after_seq: int | None = None
+    websocket: WebSocket,
+    token: str = "",
+    after_seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
 ) -> None:
     """Live events of this visitor: new messages, dialog assigned/closed."""
     state = ws_state(websocket)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from okno.inputs import Input
+
 
 class Visitor(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -11,8 +13,7 @@ class Visitor(BaseModel):
     name: str | None = Field(default=None, max_length=200)
 
 
-class SessionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SessionRequest(Input):
     widget_key: str = Field(min_length=1, max_length=100)
     visitor: Visitor | None = None
 
@@ -33,8 +34,7 @@ class SessionResponse(BaseModel):
     widget: WidgetConfig
 
 
-class WidgetMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WidgetMessage(Input):
     client_msg_id: str = Field(min_length=1, max_length=100)
     text: str = Field(min_length=1)
 

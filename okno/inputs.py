@@ -1,0 +1,41 @@
+"""What every request body and parameter has in common: bounded ids, no NUL characters.
+
+PostgreSQL cannot store a NUL character in text and its id columns are 32-bit; without
+these bounds such input would reach the database and come back as a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, model_validator
+
+MAX_ID = 2**31 - 1
+MAX_SEQ = 2**62
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+SeqQuery = Annotated[int, Query(ge=0, le=MAX_SEQ)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+KeyQuery = Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    return value
+
+
+class Input(BaseModel):
+    """Base of request bodies: unknown fields are refused, NUL characters dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return _strip_nul(data)
