@@ -581,7 +581,9 @@ function connectWs() {
   if (ws || !state.token) return;
   setConn("connecting");
   let url = `${WS_API}/api/v1/ws?token=${encodeURIComponent(state.token)}`;
-  if (state.lastSeq != null) url += `&after_seq=${state.lastSeq}`;
+  // A little before the newest seen: live events may arrive out of order (numbered at
+  // commit, published after it); duplicates are dropped by seq in handleEvent.
+  if (state.lastSeq != null) url += `&after_seq=${Math.max(0, state.lastSeq - LOOKBACK)}`;
   const sock = new WebSocket(url);
   ws = sock;
   let opened = false;
@@ -629,8 +631,16 @@ function resync() {
   if (ws) ws.close(1000);
 }
 
+const LOOKBACK = 200;
+const seenSeqs = new Set();
+
 function handleEvent(env) {
-  if (typeof env.seq === "number" && (state.lastSeq == null || env.seq > state.lastSeq)) state.lastSeq = env.seq;
+  if (typeof env.seq === "number") {
+    if (seenSeqs.has(env.seq)) return;
+    seenSeqs.add(env.seq);
+    if (seenSeqs.size > 4 * LOOKBACK) seenSeqs.delete(seenSeqs.values().next().value);
+    if (state.lastSeq == null || env.seq > state.lastSeq) state.lastSeq = env.seq;
+  }
   const p = env.payload || {};
   switch (env.type) {
     case "message.created": {

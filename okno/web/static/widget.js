@@ -560,8 +560,11 @@
     }
     setStatus("connecting");
     const token = state.token;
+    // Ask from a little before the newest event seen: live events can arrive out of order
+    // (they are numbered at commit, published after it), so one just below the newest may
+    // still be missing. What comes twice is dropped by seq in handleEnvelope.
     const url = WS_BASE + "/api/v1/widget/ws?token=" + encodeURIComponent(token) +
-      "&after_seq=" + state.lastSeq;
+      "&after_seq=" + Math.max(0, state.lastSeq - LOOKBACK);
     let sock;
     try {
       sock = new WebSocket(url);
@@ -627,6 +630,9 @@
     };
   }
 
+  const LOOKBACK = 200;
+  const seenSeqs = new Set();
+
   function nextWsDelay() {
     const d = wsBackoff;
     wsBackoff = Math.min(wsBackoff * 2, 10000);
@@ -634,7 +640,12 @@
   }
 
   function handleEnvelope(env, token) {
-    if (typeof env.seq === "number" && env.seq > state.lastSeq) state.lastSeq = env.seq;
+    if (typeof env.seq === "number") {
+      if (seenSeqs.has(env.seq)) return;
+      seenSeqs.add(env.seq);
+      if (seenSeqs.size > 4 * LOOKBACK) seenSeqs.delete(seenSeqs.values().next().value);
+      if (env.seq > state.lastSeq) state.lastSeq = env.seq;
+    }
     const p = env.payload || {};
     switch (env.type) {
       case "message.created":
