@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -29,6 +30,7 @@ from okno.jobs.worker import Worker
 from okno.observability import Metrics, RequestMetricsMiddleware, configure_logging
 from okno.operators import api as operators_api
 from okno.operators import presence
+from okno.operators import service as operators_service
 from okno.replies import api as replies_api
 from okno.security import sessions
 from okno.settings import Settings
@@ -100,14 +102,28 @@ async def _presence_heartbeat(state: AppState, stop: asyncio.Event) -> None:
     while not stop.is_set():
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=presence.HEARTBEAT_SECONDS)
-        user_ids = list(state.hub.by_user)
-        if not user_ids:
+        connections = state.hub.staff_connections()
+        if not connections:
             continue
         try:
             async with state.db.transaction() as session:
-                await presence.heartbeat(session, user_ids=user_ids)
+                active = await operators_service.active_user_ids(session, list(connections))
+                await presence.heartbeat(session, user_ids=sorted(active))
         except Exception as exc:  # the database is away for a moment; try next round
             log.warning("presence.heartbeat_failed", error=type(exc).__name__)
+            continue
+        end_stale_sockets(connections, active, time.time())
+
+
+def end_stale_sockets(connections: dict[int, set[Any]], active: set[int], now: float) -> None:
+    """Close staff sockets of disabled accounts and of credentials that ran out: checking
+    only when a socket opens would let it stream customer data long after."""
+    for user_id, conns in connections.items():
+        for conn in conns:
+            if user_id not in active:
+                conn.stop("account_disabled", 4401)
+            elif conn.expires_at is not None and now >= conn.expires_at:
+                conn.stop("token_expired", 4401)
 
 
 def create_app(settings: Settings) -> FastAPI:

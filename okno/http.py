@@ -26,7 +26,7 @@ from okno.jobs.worker import Worker
 from okno.observability import Metrics
 from okno.operators.models import User
 from okno.operators.service import user_from_token
-from okno.security import sessions
+from okno.security import sessions, tokens
 from okno.settings import Settings
 
 log = structlog.get_logger("okno.http")
@@ -228,9 +228,12 @@ def session_cookie_header(
     return "; ".join(parts)
 
 
-async def staff_from_socket(websocket: WebSocket, state: AppState, token: str) -> User:
-    """The staff user of a WebSocket: the ``token`` query parameter, or the session cookie
-    when the page that opened it is on our own origin (no cross-site socket hijacking)."""
+async def staff_from_socket(
+    websocket: WebSocket, state: AppState, token: str
+) -> tuple[User, float]:
+    """The staff user of a WebSocket and when their credential runs out (epoch seconds):
+    the ``token`` query parameter, or the session cookie when the page that opened it is
+    on our own origin (no cross-site socket hijacking)."""
     cookie = websocket.cookies.get(sessions.SESSION_COOKIE)
     if not token and cookie:
         origin = websocket.headers.get("origin", "")
@@ -247,6 +250,9 @@ async def staff_from_socket(websocket: WebSocket, state: AppState, token: str) -
             user = await session.get(User, browser.user_id)
         if user is None or not user.is_active:
             raise Unauthorized("this account is disabled", code="account_disabled")
-        return user
+        ends = browser.signed_in_at.timestamp() + state.settings.access_token_minutes * 60
+        return user, ends
     async with state.db.read() as session:
-        return await user_from_token(session, key=state.signing_key, token=token)
+        user = await user_from_token(session, key=state.signing_key, token=token)
+    claims = tokens.verify(state.signing_key, token, typ=tokens.STAFF)
+    return user, float(claims["exp"])

@@ -59,7 +59,7 @@ async def staff_socket(
     state = ws_state(websocket)
     await websocket.accept()
     try:
-        user = await staff_from_socket(websocket, state, token)
+        user, expires_at = await staff_from_socket(websocket, state, token)
     except OknoError as exc:
         await stream.send_error(websocket, exc.code, exc.message, 4401)
         return
@@ -96,4 +96,5 @@ async def staff_socket(
         after_seq=after_seq,
         kind="staff",
         on_client_message=on_message,
+        expires_at=expires_at,
     )

@@ -32,6 +32,10 @@ class Connection:
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self.overflowed = False
         self.resync = False
+        # Set when the server ends the stream: (code, WebSocket close code).
+        self.stopped: tuple[str, int] | None = None
+        # When the credential the socket was opened with runs out (epoch seconds).
+        self.expires_at: float | None = None
         # Events up to here were sent by the catch-up; live copies of them are skipped.
         self.skip_through = 0
 
@@ -42,6 +46,12 @@ class Connection:
             self.outbox.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed = True  # drain() stops at its next step; the socket closes
+
+    def stop(self, code: str, close_code: int) -> None:
+        """End the stream (account disabled, credential expired)."""
+        self.stopped = (code, close_code)
+        with suppress(asyncio.QueueFull):
+            self.outbox.put_nowait(None)
 
     def ask_resync(self) -> None:
         """Make the client reconnect and catch up from the database (live events may have
@@ -54,7 +64,7 @@ class Connection:
         """Send queued events until the connection closes, overflows or must resync."""
         while True:
             event = await self.outbox.get()
-            if event is None or self.overflowed or self.resync:
+            if event is None or self.overflowed or self.resync or self.stopped:
                 return
             seq = event["seq"]
             if seq is not None and seq <= self.skip_through:
@@ -133,6 +143,9 @@ class Hub:
             else:
                 found |= self.operators_by_team.get(team, set())
         return found
+
+    def staff_connections(self) -> dict[int, set[Connection]]:
+        return {uid: set(conns) for uid, conns in self.by_user.items()}
 
     def resync_all(self) -> None:
         """Ask every local client to reconnect and catch up (bus gap)."""

@@ -56,12 +56,14 @@ async def serve(
     after_seq: int | None,
     kind: str,
     on_client_message: ClientHandler | None = None,
+    expires_at: float | None = None,
 ) -> None:
     """Run the stream for an accepted socket until the client goes away.
 
     ``on_client_message`` receives what the client sends besides pings (typing signals).
     """
     conn = Connection(viewer, lambda ev: _send_json(websocket, ev))
+    conn.expires_at = expires_at
     state.hub.add(conn)
     gauge = state.metrics.ws_connections.labels(kind)
     gauge.inc()
@@ -96,6 +98,9 @@ async def serve(
         done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
         if writer in done and conn.overflowed:
             await send_error(websocket, "too_slow", "reconnect and catch up", 4008)
+        elif writer in done and conn.stopped:
+            code, close_code = conn.stopped
+            await send_error(websocket, code, "sign in again", close_code)
         elif writer in done and conn.resync:
             await send_error(websocket, "resync", "reconnect and catch up", 4012)
         for task in (reader, writer):
@@ -117,7 +122,12 @@ async def _read_client(websocket: WebSocket, handler: ClientHandler | None) -> N
     Malformed input is ignored: this channel carries only hints."""
     last_typing = 0.0
     while True:
-        text = await websocket.receive_text()
+        frame = await websocket.receive()
+        if frame["type"] == "websocket.disconnect":
+            return
+        text = frame.get("text")
+        if text is None:
+            continue  # binary frames carry nothing for us
         if text == "ping" or text == '{"type":"ping"}':
             await websocket.send_text('{"type":"pong"}')
             continue

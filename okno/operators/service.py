@@ -116,3 +116,11 @@ async def user_from_token(session: AsyncSession, *, key: str, token: str) -> Use
     if user is None or not user.is_active:
         raise Unauthorized("this account is disabled", code="account_disabled")
     return user
+
+
+async def active_user_ids(session: AsyncSession, user_ids: list[int]) -> set[int]:
+    """Which of these users still have active accounts."""
+    if not user_ids:
+        return set()
+    rows = await session.scalars(select(User.id).where(User.id.in_(user_ids), User.is_active))
+    return set(rows.all())
