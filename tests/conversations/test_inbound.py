@@ -121,6 +121,7 @@ async def test_dialog_where_customer_spoke_last_is_not_autoclosed(
     assert conv is not None and conv.status == "waiting"
 
 
+@pytest.mark.postgres_only
 @pytest.mark.skipif(
     services.DB_BACKEND != "postgres",
     reason="SQLite writers take turns, so a close cannot commit during an inbound write",
