@@ -221,6 +221,21 @@ async def events_after(
     Raises Gone (code ``events_pruned``) when events after ``after_seq`` were pruned:
     the client must reload its state instead of living with a gap.
     """
+    await _check_not_pruned(session, after_seq)
+    rows = await session.execute(
+        select(Event)
+        .where(Event.seq > after_seq, visible_clause(viewer))
+        .order_by(Event.seq)
+        .limit(limit)
+    )
+    events = [envelope(_as_dict(e), viewer) for e in rows.scalars()]
+    # Again after reading: a prune that committed between the two statements (PostgreSQL
+    # reads each statement afresh) would otherwise look like a quiet stretch.
+    await _check_not_pruned(session, after_seq)
+    return events
+
+
+async def _check_not_pruned(session: AsyncSession, after_seq: int) -> None:
     pruned = await session.scalar(
         select(Counter.value).where(Counter.name == "events_pruned_through")
     )
@@ -230,13 +245,6 @@ async def events_after(
             code="events_pruned",
             pruned_through=pruned,
         )
-    rows = await session.execute(
-        select(Event)
-        .where(Event.seq > after_seq, visible_clause(viewer))
-        .order_by(Event.seq)
-        .limit(limit)
-    )
-    return [envelope(_as_dict(e), viewer) for e in rows.scalars()]
 
 
 async def last_seq(session: AsyncSession) -> int:
