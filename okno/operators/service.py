@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -95,7 +96,9 @@ async def list_users(session: AsyncSession) -> list[User]:
 async def authenticate(session: AsyncSession, *, login: str, password: str) -> User:
     """The active user with this login and password; Unauthorized otherwise."""
     user = await session.scalar(select(User).where(User.login == login))
-    ok = verify_password(user.password_hash if user else None, password)
+    # argon2 takes ~0.1-0.2 s of CPU by design: in a thread, so a burst of sign-ins (the
+    # start of a shift, or someone guessing) does not freeze every socket of the process.
+    ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
         raise Unauthorized("wrong login or password", code="bad_credentials")
     return user
