@@ -104,3 +104,13 @@ def client(settings: Settings, staff: Staff) -> Iterator[TestClient]:
     app = create_app(settings)
     with TestClient(app) as test_client:
         yield test_client
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests meaningful only on PostgreSQL run in the PostgreSQL pass, not as skips here."""
+    if services.DB_BACKEND == "postgres":
+        return
+    kept = [i for i in items if i.get_closest_marker("postgres_only") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept

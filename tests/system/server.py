@@ -409,3 +409,22 @@ def message_event(client_msg_id: str) -> Any:
         )
 
     return match
+
+
+# -- async API helpers shared by the system tests --------------------------------------------
+
+
+async def staff_token(http: httpx.AsyncClient, login: str = "anna") -> str:
+    """A staff bearer token from a running server."""
+    response = await http.post("/api/v1/auth/token", json={"login": login, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def widget_session(http: httpx.AsyncClient) -> str:
+    """A new visitor's widget session token from a running server."""
+    response = await http.post("/api/v1/widget/sessions", json={"widget_key": WIDGET_KEY})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["session_token"]
+    return token

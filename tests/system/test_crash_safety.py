@@ -14,36 +14,19 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.builders import bearer
 from tests.system.conftest import BACKENDS, Storage
 from tests.system.server import (
-    PASSWORD,
-    WIDGET_KEY,
     EventStream,
     OknoServer,
     message_event,
+    staff_token,
+    widget_session,
 )
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT = httpx.Timeout(10.0)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def staff_token(http: httpx.AsyncClient, login: str = "anna") -> str:
-    response = await http.post("/api/v1/auth/token", json={"login": login, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
-async def widget_session(http: httpx.AsyncClient) -> str:
-    response = await http.post("/api/v1/widget/sessions", json={"widget_key": WIDGET_KEY})
-    assert response.status_code == 200, response.text
-    token: str = response.json()["session_token"]
-    return token
 
 
 async def widget_history(http: httpx.AsyncClient, token: str) -> list[dict[str, Any]]:

@@ -12,38 +12,21 @@ import httpx
 import pytest
 
 from tests import services
+from tests.builders import bearer
 from tests.system.conftest import Storage
 from tests.system.server import (
-    PASSWORD,
     SECRET_KEY,
-    WIDGET_KEY,
     EventStream,
     OknoServer,
     message_event,
+    staff_token,
+    widget_session,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 TIMEOUT = httpx.Timeout(10.0)
 DELIVERY = 5.0  # seconds an event may take from one process to a socket on another
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def staff_token(http: httpx.AsyncClient) -> str:
-    response = await http.post("/api/v1/auth/token", json={"login": "anna", "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
-async def widget_session(http: httpx.AsyncClient) -> str:
-    response = await http.post("/api/v1/widget/sessions", json={"widget_key": WIDGET_KEY})
-    assert response.status_code == 200, response.text
-    token: str = response.json()["session_token"]
-    return token
 
 
 async def customer_says(http: httpx.AsyncClient, token: str, text: str) -> dict[str, Any]:
