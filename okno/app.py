@@ -15,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from okno import health
+from okno.analytics import api as analytics_api
 from okno.bus.factory import make_bus
 from okno.channels import api as channels_api
 from okno.channels.widget import api as widget_api
@@ -203,6 +204,7 @@ def create_app(settings: Settings) -> FastAPI:
         channels_api.router,
         replies_api.router,
         customers_api.router,
+        analytics_api.router,
         health.router,
         pages.router,
     ):

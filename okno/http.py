@@ -137,7 +137,19 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = []
         for e in errors:
             loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
-            problems.append({"field": loc, "problem": e.get("msg", "invalid")})
+            limits = {
+                k: v
+                for k, v in (e.get("ctx") or {}).items()
+                if k in ("min_length", "max_length", "ge", "le", "gt", "lt")
+            }
+            problems.append(
+                {
+                    "field": loc,
+                    "problem": e.get("msg", "invalid"),
+                    "type": e.get("type", ""),
+                    **limits,
+                }
+            )
         summary = "; ".join(f"{p['field'] or 'body'}: {p['problem']}" for p in problems)
         return JSONResponse(
             {"detail": summary, "code": "invalid_request", "fields": {"errors": problems}},

@@ -16,6 +16,8 @@ MAX_SEQ = 2**62
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 SeqQuery = Annotated[int, Query(ge=0, le=MAX_SEQ)]
+# A seq cursor the client may leave out (None), e.g. ``before_seq`` beside ``after_seq``.
+OptionalSeqQuery = Annotated[int | None, Query(ge=0, le=MAX_SEQ)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 KeyQuery = Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 

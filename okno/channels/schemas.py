@@ -31,3 +31,6 @@ class WidgetUpdate(Input):
     color: str | None = None
     allowed_origins: list[str] | None = None
     is_active: bool | None = None
+    # The public key the bank's <script> tag names; pages still using the old one stop
+    # working, so changing it is an admin's decision.
+    key: str | None = Field(default=None, min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.channels.models import CHANNEL_KINDS, Channel
-from okno.errors import BadRequest, Conflict, NotFound
+from okno.errors import BadRequest, Conflict, Forbidden, NotFound
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{3,100}$")
 DEFAULT_WIDGET_CONFIG: dict[str, Any] = {
@@ -20,6 +20,44 @@ DEFAULT_WIDGET_CONFIG: dict[str, Any] = {
     "allowed_origins": [],
 }
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+# What a supervisor may change in a widget: the texts customers read (a greeting, a notice
+# about an outage or long waits). Where the widget may run, its key and look are the admins'.
+SUPERVISOR_WIDGET_FIELDS = frozenset({"greeting", "info_message"})
+
+
+def check_widget_edit(role: str, fields: set[str]) -> None:
+    """Refuse a widget change this role may not make (403 ``forbidden_role``)."""
+    if role == "admin":
+        return
+    if role == "supervisor":
+        other = sorted(fields - SUPERVISOR_WIDGET_FIELDS)
+        if not other:
+            return
+        raise Forbidden(
+            "supervisors may change only the greeting and the info message",
+            code="forbidden_role",
+            field=other[0],
+        )
+    raise Forbidden("only admins and supervisors change widgets", code="forbidden_role")
+
+
+def config_for(channel: Channel, role: str) -> dict[str, Any]:
+    """The part of a channel's settings this role may read: all of it for admins; for
+    supervisors the widget texts and colour only (messenger channels will keep bot tokens
+    and webhook secrets in ``config``, and where a widget may run is not their business)."""
+    config = dict(channel.config or {})
+    if role == "admin":
+        return config
+    if channel.kind != "widget":
+        return {}
+    merged = {**DEFAULT_WIDGET_CONFIG, **config}
+    return {k: merged[k] for k in ("greeting", "info_message", "color")}
+
+
+def check_channel_reader(role: str) -> None:
+    """Admins and supervisors see the channel list (supervisors edit widget texts)."""
+    if role not in ("admin", "supervisor"):
+        raise Forbidden("only admins and supervisors see channels", code="forbidden_role")
 
 
 async def add_widget(
@@ -46,9 +84,24 @@ async def update_widget(
     *,
     name: str | None = None,
     is_active: bool | None = None,
+    key: str | None = None,
     **config: Any,
 ) -> Channel:
-    """Change a widget's name, texts, colour, allowed origins or on/off state."""
+    """Change a widget's name, key, texts, colour, allowed origins or on/off state.
+
+    A new key must be free (409 ``key_taken``); the caller forgets the cached channel after
+    commit, and new sessions then resolve only the new key.
+    """
+    if key is not None and key != channel.key:
+        if not KEY_RE.match(key):
+            raise BadRequest(
+                "widget key must be 3-100 letters, digits, '-' or '_'",
+                code="invalid_widget_key",
+                field="key",
+            )
+        if await session.scalar(select(Channel.id).where(Channel.key == key)):
+            raise Conflict(f"widget key {key!r} is taken", code="key_taken", field="key")
+        channel.key = key
     merged = {
         **DEFAULT_WIDGET_CONFIG,
         **(channel.config or {}),

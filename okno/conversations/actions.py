@@ -177,6 +177,7 @@ async def close(
     if conversation.status == "closed":
         return conversation
     conversation.status = "closed"
+    conversation.awaiting_since = None
     conversation.closed_at = utcnow()
     conversation.resolution = resolution
     await record_conversation_event(

@@ -22,17 +22,16 @@ from okno.conversations.schemas import (
     ConversationOut,
     ConversationPatch,
     ConversationsOut,
+    MessagePageOut,
     MessagePosted,
-    MessagesOut,
     ReadRequest,
     SendMessage,
     TransferRequest,
 )
 from okno.conversations.views import conversation_out, conversations_out, messages_out
 from okno.errors import Forbidden, NotFound, OknoError
-from okno.events.service import last_seq
 from okno.http import CurrentUser, State, bearer_token, write
-from okno.inputs import IdPath, IdQuery, SeqQuery
+from okno.inputs import IdPath, IdQuery, OptionalSeqQuery
 from okno.operators.service import user_from_token
 
 log = structlog.get_logger("okno.conversations")
@@ -74,28 +73,35 @@ async def get_conversation(
         return await conversation_out(session, row)
 
 
-@router.get("/conversations/{conversation_id}/messages", response_model=MessagesOut)
+@router.get("/conversations/{conversation_id}/messages", response_model=MessagePageOut)
 async def get_messages(
     conversation_id: IdPath,
     user: CurrentUser,
     state: State,
-    after_seq: SeqQuery = 0,
+    after_seq: OptionalSeqQuery = None,
+    before_seq: OptionalSeqQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> MessagesOut:
-    """The dialog's messages (internal notes included) after ``after_seq``, oldest first."""
+) -> MessagePageOut:
+    """The dialog's messages (internal notes included), oldest first: the first ``limit``
+    after ``after_seq`` (default 0), or with ``before_seq`` the newest ``limit`` before it
+    (open a long dialog at its end with ``before_seq=9007199254740991``, then page back
+    with the first seq you hold). Not both: 400 ``conflicting_cursors``.
+
+    ``has_more``: more messages beyond the page in the direction read. ``last_seq``: the
+    forward cursor; every message up to it (from the oldest page held) has been returned,
+    so continue with ``after_seq=last_seq`` or the event stream after it.
+    """
     await _access(state, conversation_id, user)
     async with state.db.read() as session:
-        covered = await last_seq(session)  # first: all up to it is committed
-        rows = await service.list_messages(
+        page = await service.page_messages(
             session,
-            conversation_ids=[conversation_id],
+            conversation_id=conversation_id,
             after_seq=after_seq,
+            before_seq=before_seq,
             limit=limit,
-            include_internal=True,
         )
-        shaped = await messages_out(session, rows, url_prefix=ATTACHMENT_URL)
-    newest = (rows[-1].seq or 0) if len(rows) == limit else max(covered, after_seq)
-    return MessagesOut(messages=shaped, last_seq=newest)
+        shaped = await messages_out(session, page.messages, url_prefix=ATTACHMENT_URL)
+    return MessagePageOut(messages=shaped, last_seq=page.last_seq, has_more=page.has_more)
 
 
 @router.post(

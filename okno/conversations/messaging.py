@@ -88,6 +88,10 @@ async def add_message(
     if not internal:
         conversation.last_message_at = now
         conversation.last_author_kind = author_kind
+        if author_kind == "customer":
+            conversation.awaiting_since = conversation.awaiting_since or now
+        elif author_kind in ("operator", "bot"):
+            conversation.awaiting_since = None
         conversation.last_message_preview = preview(text, files)
     conversation.message_count = (conversation.message_count or 0) + 1
     if author_kind == "customer":

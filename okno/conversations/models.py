@@ -48,6 +48,9 @@ class Conversation(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_author_kind: Mapped[str | None] = mapped_column(String(20))
+    # When the customer's oldest unanswered message came: what "waits for N min" in the
+    # inbox counts from; cleared by a reply (or the close), not by a note.
+    awaiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_message_preview: Mapped[str] = mapped_column(String(200), default="")
     message_count: Mapped[int] = mapped_column(Integer, default=0)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)

@@ -41,6 +41,13 @@ class MessagesOut(BaseModel):
     last_seq: int
 
 
+class MessagePageOut(MessagesOut):
+    has_more: bool = Field(
+        description="after_seq: newer messages follow this page; "
+        "before_seq: older messages precede it."
+    )
+
+
 class Ref(BaseModel):
     id: int
     name: str
@@ -69,6 +76,10 @@ class ConversationOut(BaseModel):
     last_message_at: datetime | None
     last_message_preview: str
     tags: list[str] = []
+    waiting_since: datetime | None = Field(
+        default=None,
+        description="When the customer's oldest unanswered message came; null once answered.",
+    )
     unread: int = Field(default=0, description="Customer messages no staff member has read.")
     customer_read_seq: int = Field(default=0, description="The customer has seen up to here.")
 

@@ -140,6 +140,7 @@ async def conversations_out(
                 last_message_at=c.last_message_at,
                 last_message_preview=c.last_message_preview or "",
                 tags=list(c.tags or []),
+                waiting_since=c.awaiting_since if c.status != "closed" else None,
                 unread=c.unread_count or 0,
                 customer_read_seq=c.customer_read_seq or 0,
             )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.channels import service as channels
 from okno.conversations import service as conversations
+from okno.conversations.messaging import ATTACHMENT_URL
+from okno.conversations.views import messages_out
 from okno.customers import service
 from okno.customers.models import Customer
 from okno.customers.schemas import (
@@ -18,10 +22,12 @@ from okno.customers.schemas import (
     IdentityOut,
     NoteIn,
     NoteOut,
+    TimelineMessage,
+    TimelineOut,
 )
 from okno.errors import Forbidden, NotFound
 from okno.http import CurrentUser, State, write
-from okno.inputs import IdPath
+from okno.inputs import IdPath, OptionalSeqQuery
 from okno.operators.models import User
 
 log = structlog.get_logger("okno.customers")
@@ -116,6 +122,43 @@ async def card(customer_id: IdPath, user: CurrentUser, state: State) -> Customer
     async with state.db.read() as session:
         customer = await _access(session, customer_id, user)
         return await _card(session, customer, user)
+
+
+@router.get("/{customer_id}/timeline", response_model=TimelineOut)
+async def timeline(
+    customer_id: IdPath,
+    user: CurrentUser,
+    state: State,
+    before_seq: OptionalSeqQuery = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> TimelineOut:
+    """The customer's whole history in every channel on one timeline: the newest ``limit``
+    messages (internal notes included) before ``before_seq`` of every dialog you may see,
+    oldest first; page back with the first item's seq while ``has_more``."""
+    async with state.db.read() as session:
+        customer = await _access(session, customer_id, user)
+        found = await conversations.customer_timeline(
+            session, customer_id=customer.id, viewer=user, before_seq=before_seq, limit=limit
+        )
+        shaped = await messages_out(
+            session,
+            found.messages,
+            url_prefix=ATTACHMENT_URL,
+            customer_names={d.id: customer.display_name for d in found.dialogs},
+        )
+        channel_rows = {c.id: c for c in await channels.list_channels(session)}
+    channel_of = {d.id: channel_rows[d.channel_id] for d in found.dialogs}
+    return TimelineOut(
+        items=[
+            TimelineMessage(
+                **m.model_dump(),
+                channel_kind=channel_of[m.conversation_id].kind,
+                channel_name=channel_of[m.conversation_id].name,
+            )
+            for m in shaped
+        ],
+        has_more=found.has_more,
+    )
 
 
 @router.patch("/{customer_id}", response_model=CustomerCard)

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from okno.conversations.schemas import MessageOut
 from okno.inputs import Input
 
 
@@ -48,6 +49,16 @@ class CustomerCard(BaseModel):
     notes: list[NoteOut]
     dialogs: list[DialogOut]
     created_at: datetime
+
+
+class TimelineMessage(MessageOut):
+    channel_kind: str
+    channel_name: str
+
+
+class TimelineOut(BaseModel):
+    items: list[TimelineMessage] = Field(description="Oldest first.")
+    has_more: bool = Field(description="Older messages exist: ask again with before_seq.")
 
 
 class CustomerPatch(Input):

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from okno.inputs import Input
+from okno.inputs import MAX_ID, Input
+
+Role = Literal["operator", "supervisor", "admin"]  # okno.operators.models.ROLES
+Login = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^\S+$")
+]
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+TeamName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# The length policy is checked by the service (code ``weak_password``); the bound here only
+# keeps a huge body from reaching argon2.
+NewPassword = Annotated[str, Field(max_length=500)]
+TeamId = Annotated[int, Field(ge=1, le=MAX_ID)]
+Capacity = Annotated[int, Field(ge=1, le=50)]
 
 
 class TokenRequest(Input):
@@ -29,6 +41,7 @@ class UserOut(BaseModel):
     role: str
     team_id: int | None
     capacity: int
+    is_active: bool
 
 
 class UsersOut(BaseModel):
@@ -42,6 +55,41 @@ class TeamOut(BaseModel):
 
 class TeamsOut(BaseModel):
     teams: list[TeamOut]
+
+
+class UserCreate(Input):
+    """A new staff account, made by an admin."""
+
+    login: Login
+    name: PersonName
+    password: NewPassword
+    role: Role
+    team_id: TeamId | None = None
+    capacity: Capacity = 5
+
+
+class UserUpdate(Input):
+    """Fields to change; omitted ones stay. ``team_id: null`` takes the user out of their
+    team, so "not given" and ``null`` differ (see ``model_fields_set``)."""
+
+    name: PersonName | None = None
+    role: Role | None = None
+    team_id: TeamId | None = None
+    capacity: Capacity | None = None
+    is_active: bool | None = None
+    password: NewPassword | None = None
+
+    @field_validator("name", "role", "capacity", "is_active", "password")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Only team_id has a meaning for null; elsewhere a null is a client bug, not "keep".
+        if value is None:
+            raise ValueError("may not be null; leave the field out to keep it")
+        return value
+
+
+class TeamIn(Input):
+    name: TeamName
 
 
 class PresenceIn(Input):

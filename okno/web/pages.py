@@ -1,17 +1,49 @@
-"""Pages for people: the minimal operator page, the demo bank page, and /widget.js."""
+"""Pages for people: sign-in, the operator workspace, the supervisor board, administration,
+the demo bank page, and /widget.js.
+
+Staff pages are server-rendered shells; the data arrives through the same JSON API and
+event socket integrators use, so the browser holds no privilege the API would not give.
+A page checks the session cookie itself only to send a stranger to the sign-in page
+instead of an empty shell, and to refuse a role its page is not for.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
 
+import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+
+from okno.conversations import service as conversations
+from okno.errors import Forbidden, NotFound, OknoError
+from okno.inputs import IdPath
+from okno.operators.models import User
+from okno.security import sessions
+from okno.web import i18n
 
 WEB = Path(__file__).parent
 STATIC = WEB / "static"
 templates = Jinja2Templates(directory=str(WEB / "templates"))
 router = APIRouter(include_in_schema=False)
+log = structlog.get_logger("okno.web")
+
+# Staff pages load only our own scripts and styles and talk only to our own origin; user
+# text that somehow became markup still could not run a script.
+STAFF_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
+PAGE_ROLES = {
+    "workspace": ("operator", "supervisor", "admin"),
+    "supervisor": ("supervisor", "admin"),
+    "admin": ("admin",),
+    "templates": ("operator", "supervisor", "admin"),
+}
 
 
 def _base_url(request: Request) -> str:
@@ -19,9 +51,133 @@ def _base_url(request: Request) -> str:
     return public.rstrip("/") if public else str(request.base_url).rstrip("/")
 
 
+def _lang(request: Request) -> str:
+    return i18n.pick_language(request.cookies.get(i18n.LANG_COOKIE))
+
+
+async def _signed_in(request: Request) -> User | None:
+    state = request.app.state.okno
+    cookie = request.cookies.get(sessions.SESSION_COOKIE)
+    if not cookie:
+        return None
+    try:
+        browser = sessions.read(
+            state.signing_key, cookie, max_minutes=state.settings.access_token_minutes
+        )
+    except OknoError:
+        return None
+    async with state.db.read() as session:
+        user = await session.get(User, browser.user_id)
+    return user if user is not None and user.is_active else None
+
+
+def _render(request: Request, name: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+    lang = _lang(request)
+    table = i18n.texts(lang)
+
+    def t(key: str, **values: object) -> str:
+        return i18n.fill(table.get(key, key), values)
+
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {"lang": lang, "t": t, "boot": {"lang": lang, "texts": table}, **context},
+        status_code=status,
+    )
+    response.headers["Content-Security-Policy"] = STAFF_CSP
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _staff_page(request: Request, page: str, *, open_id: int | None = None) -> Response:
+    user = await _signed_in(request)
+    if user is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+    if user.role not in PAGE_ROLES[page]:
+        log.warning("access.denied", user_id=user.id, page=page, role=user.role)
+        return _render(request, "forbidden.html", status=403, user=user, page=page)
+    lang = _lang(request)
+    boot = {
+        "me": {
+            "id": user.id,
+            "login": user.login,
+            "name": user.display_name,
+            "role": user.role,
+            "team_id": user.team_id,
+        },
+        "lang": lang,
+        "texts": i18n.texts(lang),
+        "idle_minutes": request.app.state.okno.settings.session_idle_minutes,
+        "open": open_id,
+    }
+    return _render(request, f"{page}.html", user=user, page=page, boot=boot)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, next: str = "/") -> Response:
+    return _render(
+        request, "login.html", next=_safe_next(next), boot={"texts": i18n.texts(_lang(request))}
+    )
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this site: a crafted link must not bounce a signed-in operator away."""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+@router.get("/lang/{code}")
+async def switch_language(code: str, next: str = "/") -> Response:
+    """Remember the UI language in a cookie (a year) and go back."""
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    if code in i18n.LANGUAGES:
+        response.set_cookie(
+            i18n.LANG_COOKIE, code, max_age=365 * 24 * 3600, samesite="lax", httponly=True
+        )
+    return response
+
+
 @router.get("/", response_class=HTMLResponse)
-async def operator_page(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "operator.html", {"static_url": "/static"})
+async def workspace_page(request: Request) -> Response:
+    return await _staff_page(request, "workspace")
+
+
+@router.get("/c/{conversation_id}", response_class=HTMLResponse)
+async def dialog_page(request: Request, conversation_id: IdPath) -> Response:
+    """The workspace with one dialog open: a link a colleague can share. Another team's
+    dialog answers 403 here as in the API, and the attempt is logged."""
+    user = await _signed_in(request)
+    if user is not None:
+        state = request.app.state.okno
+        async with state.db.read() as session:
+            try:
+                await conversations.access_conversation(session, conversation_id, user)
+            except Forbidden:
+                log.warning(
+                    "access.denied", user_id=user.id, conversation_id=conversation_id, page="dialog"
+                )
+                return _render(request, "forbidden.html", status=403, user=user, page="dialog")
+            except NotFound:
+                pass  # the page says so itself, like for a dialog deleted meanwhile
+    return await _staff_page(request, "workspace", open_id=conversation_id)
+
+
+@router.get("/supervisor", response_class=HTMLResponse)
+async def supervisor_page(request: Request) -> Response:
+    return await _staff_page(request, "supervisor")
+
+
+@router.get("/admin", response_class=HTMLResponse)
+async def admin_page(request: Request) -> Response:
+    return await _staff_page(request, "admin")
+
+
+@router.get("/templates", response_class=HTMLResponse)
+async def templates_page(request: Request) -> Response:
+    return await _staff_page(request, "templates")
 
 
 @router.get("/demo", response_class=HTMLResponse)

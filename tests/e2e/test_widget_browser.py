@@ -9,65 +9,20 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests import services
+from tests.e2e.browser import ARTIFACTS
 from tests.system import server as srv
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
 PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def okno(tmp_path: Path) -> Iterator[srv.OknoServer]:
-    services.require_chromium()
-    env = srv.okno_env(tmp_path)
-    srv.seed(env)
-    server = srv.OknoServer(tmp_path, secret_key=srv.SECRET_KEY)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill9()
-        print(server.log_tail())
-
-
-@pytest.fixture
-async def page(okno: srv.OknoServer) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=services.require_chromium(), args=CHROMIUM_ARGS
-        )
-        context = await browser.new_context(viewport={"width": 1280, "height": 860})
-        page = await context.new_page()
-        page.set_default_timeout(15_000)
-        dialogs: list[str] = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.dialogs = dialogs
-        try:
-            yield page
-        finally:
-            await browser.close()
 
 
 def operator_token(server: srv.OknoServer) -> str:
@@ -208,36 +163,6 @@ async def test_images_and_pdfs_go_both_ways_and_the_customer_rates(
     await page.locator("[data-okno=rated]").wait_for()
     rated = httpx.get(f"{okno.url}/api/v1/conversations/{conversation}", headers=auth).json()
     assert rated["rating"] == 5
-
-
-async def test_operator_page_sees_the_dialog_live_and_answers(
-    page: Any, okno: srv.OknoServer
-) -> None:
-    """The minimal operator page: sign in, a new dialog appears without reload, the answer
-    typed there reaches the customer's widget in another tab."""
-    operator = await page.context.new_page()
-    await operator.goto(f"{okno.url}/")
-    form = operator.locator("[data-okno=login]")
-    await form.locator("input[name=login]").fill("anna")
-    await form.locator("input[name=password]").fill(srv.PASSWORD)
-    await form.locator("button[type=submit]").click()
-    await operator.locator("[data-okno=status][data-state=online]").wait_for()
-
-    await open_widget(page, okno)
-    await customer_types(page, "Хочу закрыть вклад досрочно")
-    item = operator.locator("[data-okno=conv]").filter(has_text="Хочу закрыть вклад досрочно")
-    await item.wait_for()
-    await item.click()
-    await (
-        operator.locator("[data-okno=message][data-author=customer]")
-        .filter(has_text="Хочу закрыть вклад досрочно")
-        .wait_for()
-    )
-    box = operator.locator("[data-okno=reply]")
-    await box.fill("Можно в приложении, раздел «Вклады»")
-    await box.press("Enter")
-    await widget_messages(page, "operator").filter(has_text="раздел «Вклады»").wait_for()
-    await operator.screenshot(path=str(ARTIFACTS / "operator-page.png"))
 
 
 async def test_info_message_appears_in_an_open_widget_without_reload(

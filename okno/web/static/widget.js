@@ -16,6 +16,12 @@
  * retries it) and is re-sent with the same id, with backoff, on network errors and 5xx.
  * Realtime events arrive over a WebSocket that reconnects with catch-up from the last
  * seen event number; messages are de-duplicated by id and kept sorted by seq.
+ *
+ * What the widget reports back: while the customer types (box not empty) a
+ * {"type":"typing"} frame on the socket, at most one every 2.5 s; and, while the panel is
+ * open and the tab visible, POST /api/v1/widget/read {"up_to_seq"} with the newest
+ * operator/bot message shown, at most once a second. It shows "оператор печатает…" for
+ * 5 s after a typing.started event from staff, or until the staff message arrives.
  */
 (() => {
   "use strict";
@@ -74,6 +80,7 @@
       ratingFailed: "Не удалось отправить оценку",
       closeImage: "Закрыть изображение",
       messages: "Сообщения",
+      staffTyping: "Оператор печатает…",
       kb: "КБ",
       mb: "МБ",
       // Server error codes (the English `detail` is the fallback for unknown ones).
@@ -128,6 +135,7 @@
       ratingFailed: "Could not send the rating",
       closeImage: "Close image",
       messages: "Messages",
+      staffTyping: "Agent is typing…",
       kb: "KB",
       mb: "MB",
       errors: {},
@@ -334,6 +342,18 @@
   let pumpTimer = null;
   let pumpDelay = 1000;
   const blobCache = new Map();
+  // Typing signals sent, read marks sent, the staff typing indicator.
+  const TYPING_EVERY = 2500; // ms; the server drops signals closer than 2 s apart
+  const STAFF_TYPING_SHOWN = 5000; // ms the indicator stays after the last staff signal
+  const READ_EVERY = 1000; // ms between read marks at most
+  let typingSentAt = 0;
+  let typingTimer = null;
+  let staffTypingTimer = null;
+  let readSent = 0;
+  let readBusy = false;
+  let readTimer = null;
+  let readSentAt = 0;
+  let readDelay = READ_EVERY;
   const rated = new Set(store.getJSON("rated", []).map(String));
 
   // ---------------------------------------------------------------- network
@@ -649,9 +669,17 @@
     const p = env.payload || {};
     switch (env.type) {
       case "message.created":
-        if (p.message) upsertMessage(p.message, true);
+        if (p.message) {
+          upsertMessage(p.message, true);
+          if (p.message.author_kind && p.message.author_kind !== "customer") hideStaffTyping();
+        }
         break;
+      case "typing.started":
+        // Only staff typing reaches the widget; never show the customer's own.
+        if (p.who !== "customer") showStaffTyping();
+        return; // nothing in the list changed
       case "conversation.closed": {
+        hideStaffTyping();
         const conv = p.conversation || {};
         showRating(conv.id != null ? conv.id : env.conversation_id, env.seq);
         break;
@@ -974,6 +1002,110 @@
     });
   }
 
+  // ---------------------------------------------------------------- typing and read marks
+
+  /** The customer typed: tell staff over the socket, throttled, never for an empty box.
+   *  A signal due while the throttle holds is sent when it ends, if the box still has text. */
+  function noteTyping() {
+    if (!ui.input.value.trim()) return;
+    const wait = typingSentAt + TYPING_EVERY - Date.now();
+    if (wait <= 0) sendTyping();
+    else if (!typingTimer) {
+      typingTimer = setTimeout(() => {
+        typingTimer = null;
+        if (ui.input.value.trim()) sendTyping();
+      }, wait);
+    }
+  }
+
+  function sendTyping() {
+    if (!ws || ws.readyState !== 1) return; // only a hint: nothing is queued for later
+    try {
+      ws.send('{"type":"typing"}');
+      typingSentAt = Date.now();
+    } catch (e) {
+      /* the socket is closing; onclose reconnects */
+    }
+  }
+
+  function showStaffTyping() {
+    if (!ui) return;
+    ui.typing.hidden = false;
+    clearTimeout(staffTypingTimer);
+    staffTypingTimer = setTimeout(hideStaffTyping, STAFF_TYPING_SHOWN);
+  }
+
+  function hideStaffTyping() {
+    clearTimeout(staffTypingTimer);
+    staffTypingTimer = null;
+    if (ui) ui.typing.hidden = true;
+  }
+
+  function pageVisible() {
+    return document.visibilityState === "visible";
+  }
+
+  /** The newest seq of a staff (operator, bot, system) message in the newest dialog shown.
+   *  The server marks the open dialog, so messages of earlier dialogs do not count. */
+  function readCandidate() {
+    let newest = -1;
+    let conv;
+    for (const item of state.items.values()) {
+      const m = item.msg;
+      if (item.kind === "message" && m && typeof m.seq === "number" && m.seq > newest) {
+        newest = m.seq;
+        conv = m.conversation_id;
+      }
+    }
+    let best = 0;
+    for (const item of state.items.values()) {
+      const m = item.msg;
+      if (item.kind !== "message" || !m || typeof m.seq !== "number" || !item.el) continue;
+      if (m.author_kind === "customer" || m.conversation_id !== conv) continue;
+      if (m.seq > best) best = m.seq;
+    }
+    return best;
+  }
+
+  /** Send a read mark when the customer can see something newer than the last one sent:
+   *  the panel open, the tab visible, at most once per READ_EVERY. */
+  function scheduleRead() {
+    if (!ui || !state.isOpen || !pageVisible() || readBusy || readTimer) return;
+    const seq = readCandidate();
+    if (seq <= readSent) return;
+    const wait = readSentAt + readDelay - Date.now();
+    if (wait > 0) {
+      readTimer = setTimeout(() => {
+        readTimer = null;
+        scheduleRead();
+      }, wait);
+      return;
+    }
+    sendRead(seq);
+  }
+
+  async function sendRead(seq) {
+    readBusy = true;
+    readSentAt = Date.now();
+    try {
+      const res = await api("/api/v1/widget/read", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ up_to_seq: seq }),
+      });
+      const retry = res.status >= 500 || res.status === 408 || res.status === 429;
+      if (!retry) {
+        // Done (or refused for good: asking again would not help).
+        readSent = Math.max(readSent, seq);
+        readDelay = READ_EVERY;
+      } else readDelay = Math.min(readDelay * 2, 30000);
+    } catch (e) {
+      readDelay = Math.min(readDelay * 2, 30000); // offline: try again later
+    }
+    readBusy = false;
+    scheduleRead();
+  }
+
   // ---------------------------------------------------------------- attachments
 
   function blobUrl(url) {
@@ -1186,6 +1318,10 @@ button { font: inherit; cursor: pointer; }
 .stars:not([aria-disabled]) .star:has(~ .star:hover) { color: #f59e0b; }
 .star:focus-visible { outline: 2px solid var(--okno-color); }
 .rated { color: #15803d; font-weight: 500; }
+.typing {
+  padding: 2px 16px 6px; background: #f4f5f7; color: #6b7280; font-size: 12px; font-style: italic;
+}
+.typing[hidden] { display: none; }
 .composer { display: flex; align-items: flex-end; gap: 6px; padding: 8px; border-top: 1px solid #e5e7eb; background: #fff; }
 .composer textarea {
   flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 12px; padding: 9px 12px;
@@ -1266,18 +1402,25 @@ button { font: inherit; cursor: pointer; }
     const attach = h("button", { type: "button", class: "iconbtn", "data-okno": "attach", "aria-label": T.attach, title: T.attach }, icon(ICONS.clip));
     const send = h("button", { type: "button", class: "iconbtn sendbtn", "data-okno": "send", "aria-label": T.send, title: T.send, disabled: true }, icon(ICONS.send));
     const composer = h("div", { class: "composer" }, attach, file, input, send);
+    const typing = h("div", {
+      class: "typing",
+      "data-okno": "typing",
+      role: "status",
+      "aria-live": "polite",
+      hidden: true,
+    }, T.staffTyping);
 
     const win = h(
       "div",
       { class: "window", "data-okno": "window", role: "dialog", "aria-label": T.title, hidden: true },
-      header, info, banner, messages, composer,
+      header, info, banner, messages, typing, composer,
     );
     const root = h("div", { class: "root", lang: LANG }, bubble, win);
     shadow.append(style, root);
 
     ui = {
       host, shadow, root, bubble, badge, win, avatar, title, status, statusText, closeBtn,
-      info, banner, greeting, greetingBody, messages, input, file, attach, send,
+      info, banner, greeting, greetingBody, messages, typing, input, file, attach, send,
     };
 
     bubble.addEventListener("click", () => (state.isOpen ? close() : open()));
@@ -1297,6 +1440,7 @@ button { font: inherit; cursor: pointer; }
     input.addEventListener("input", () => {
       autoGrow();
       send.disabled = !input.value.trim();
+      noteTyping();
     });
     input.addEventListener("paste", (e) => {
       const files = e.clipboardData && e.clipboardData.files;
@@ -1530,6 +1674,7 @@ button { font: inherit; cursor: pointer; }
     }
     if (state.isOpen && (nearBottom || scroll)) list.scrollTop = list.scrollHeight;
     outboxSave();
+    scheduleRead();
   }
 
   // ---------------------------------------------------------------- open / close
@@ -1610,6 +1755,7 @@ button { font: inherit; cursor: pointer; }
       if (state.isOpen) {
         state.unread = 0;
         renderUnread();
+        scheduleRead(); // what arrived while the tab was hidden is seen now
       }
       if (state.token && !ws) {
         clearTimeout(wsTimer);

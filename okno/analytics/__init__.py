@@ -1,0 +1,1 @@
+"""Analytics: reports, live dashboard feeds, exports."""

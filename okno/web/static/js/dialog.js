@@ -1,0 +1,605 @@
+// One dialog on screen: header with actions, the message list (newest page first, earlier
+// pages on demand), typing line and composer. The workspace keeps one per open tab; the
+// supervisor board uses one in "observer" mode (read-only, whispers only).
+import {
+  ME, api, channelLabel, fmtDay, fmtDuration, fmtTime, h, secondsSince, t, toast, uuid,
+} from "./core.js";
+
+const PAGE = 60;
+const END = Number.MAX_SAFE_INTEGER; // "before the end": the newest page
+const TYPING_SHOW_MS = 6000;
+const TYPING_SEND_EVERY_MS = 2500;
+const DRAFT_KEY = (id) => `okno:draft:${ME && ME.id}:${id}`;
+
+export const isSupervisor = () => ME && (ME.role === "supervisor" || ME.role === "admin");
+
+function attachmentNode(a) {
+  if (a.content_type.startsWith("image/")) {
+    return h("a", { href: a.url, target: "_blank", rel: "noopener" }, h("img", { src: a.url, alt: a.filename }));
+  }
+  return h("a", { class: "file", href: a.url, target: "_blank", rel: "noopener" }, h("span", { class: "pill", text: "PDF" }), a.filename);
+}
+
+export class DialogView {
+  /**
+   * conv: ConversationOut; mode: "operator" | "observer"; stream: Stream (typing out);
+   * onChange(conv): the dialog changed after an action (the inbox re-sorts).
+   */
+  constructor(conv, { mode = "operator", stream, onChange, onCloseTab, onAct } = {}) {
+    this.onAct = onAct || (() => {});
+    this.conv = conv;
+    this.mode = mode;
+    this.stream = stream;
+    this.onChange = onChange || (() => {});
+    this.onCloseTab = onCloseTab;
+    this.messages = new Map(); // id -> MessageOut
+    this.pending = new Map(); // client_msg_id -> {text, internal, failed}
+    this.oldestSeq = null;
+    this.hasEarlier = false;
+    this.lastTypingSent = 0;
+    this.typingTimer = null;
+    this.readSent = 0;
+    this.el = h("div", { class: "dialog", "data-okno": "dialog-view", "data-conversation": conv.id });
+    this.build();
+  }
+
+  // ---------------------------------------------------------------- layout
+
+  build() {
+    const c = this.conv;
+    this.head = h("div", { class: "dialog-head" });
+    this.fields = h("div", { class: "dialog-fields" });
+    this.banner = h("div", { class: "banner", hidden: true, "data-okno": "banner" });
+    this.earlier = h("button", {
+      class: "btn btn-small", type: "button", hidden: true, text: t("common.load_earlier"),
+      "data-okno": "load-earlier", onclick: () => this.loadEarlier(),
+    });
+    this.list = h("div", { class: "messages", "data-okno": "messages", "aria-live": "polite" }, this.earlier);
+    this.typing = h("div", { class: "typing", "data-okno": "typing" });
+    this.composer = this.buildComposer();
+    this.el.append(this.head, this.fields, this.banner, this.list, this.typing, this.composer);
+    this.renderHead();
+    this.list.addEventListener("scroll", () => {
+      if (this.list.scrollTop < 40 && this.hasEarlier && !this.loadingEarlier) this.loadEarlier();
+    });
+    this.restoreDraft(c.id);
+  }
+
+  renderHead() {
+    const c = this.conv;
+    const mine = c.assignee && c.assignee.id === ME.id;
+    const actions = h("div", { class: "actions" });
+    const add = (label, name, fn, cls = "btn") =>
+      actions.append(h("button", { class: cls, type: "button", text: label, "data-okno": name, onclick: fn }));
+    if (this.mode === "operator") {
+      if (c.status === "waiting" || (c.status === "assigned" && !mine && isSupervisor())) {
+        add(t("dialog.take"), "take", () => this.act("assign", {}), "btn btn-primary");
+      }
+      if (c.status !== "closed" && (mine || isSupervisor() || c.status === "waiting")) {
+        add(t("dialog.transfer"), "transfer", () => this.transferDialog());
+        add(t("dialog.close"), "close", () => this.closeDialog(), "btn btn-danger");
+      }
+      if (c.status === "closed") add(t("dialog.reopen"), "reopen", () => this.act("reopen"));
+    }
+    if (this.onCloseTab) {
+      actions.append(h("button", { class: "btn-icon", type: "button", title: t("common.close"), text: "✕", onclick: () => this.onCloseTab() }));
+    }
+    const meta = h("div", { class: "meta" },
+      h("span", { class: `pill ${c.status}`, "data-okno": "dialog-status", "data-status": c.status, text: t(`status.${c.status}`) }),
+      h("span", { text: channelLabel(c.channel.kind) + " · " + c.channel.name }),
+      h("span", { "data-okno": "assignee", text: `${t("dialog.assignee")}: ${c.assignee ? c.assignee.name : t("dialog.nobody")}` }),
+      c.rating ? h("span", { "data-okno": "rating", text: `${t("dialog.rating")}: ${"★".repeat(c.rating)}` }) : null,
+    );
+    this.head.replaceChildren(h("h2", { "data-okno": "dialog-customer", text: c.customer.name }), meta, actions);
+
+    const editable = this.mode === "operator" && c.status !== "closed";
+    const topic = h("input", { value: c.topic || "", "data-okno": "topic", list: "okno-topics", size: 14, disabled: !editable });
+    const tags = h("input", { value: (c.tags || []).join(", "), "data-okno": "tags", size: 22, disabled: !editable });
+    const save = () => {
+      const newTopic = topic.value.trim() || null;
+      const newTags = tags.value.split(",").map((s) => s.trim()).filter(Boolean);
+      if (newTopic === (c.topic || null) && newTags.join(",") === (c.tags || []).join(",")) return;
+      this.act("patch", { topic: newTopic ?? "", tags: newTags });
+    };
+    for (const input of [topic, tags]) {
+      input.addEventListener("change", save);
+      input.addEventListener("keydown", (e) => e.key === "Enter" && input.blur());
+    }
+    this.fields.replaceChildren(
+      h("label", {}, t("dialog.topic"), topic),
+      h("label", {}, t("dialog.tags"), tags),
+    );
+    this.renderBanner();
+    this.renderComposerState();
+  }
+
+  renderBanner() {
+    const c = this.conv;
+    let text = "";
+    if (c.status === "closed") {
+      text = t("dialog.closed_banner", { resolution: t(`resolution.${c.resolution || "resolved"}`) });
+    } else if (this.mode === "observer") text = t("dialog.read_only");
+    this.banner.textContent = text;
+    this.banner.hidden = !text;
+  }
+
+  buildComposer() {
+    const observer = this.mode === "observer";
+    this.input = h("textarea", {
+      "data-okno": "reply", rows: 3,
+      placeholder: observer ? t("composer.whisper_placeholder") : t("composer.placeholder"),
+    });
+    this.noteBox = h("input", { type: "checkbox", "data-okno": "note-toggle", checked: observer, disabled: observer });
+    this.fileInput = h("input", { type: "file", hidden: true, accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf", "data-okno": "file" });
+    this.pop = h("ul", { class: "templates-pop", hidden: true, role: "listbox", "data-okno": "templates" });
+    const sendBtn = h("button", { class: "btn btn-primary", type: "button", "data-okno": "send", text: observer ? t("sup.whisper") : t("composer.send"), onclick: () => this.send() });
+    const box = h("div", { class: "composer", "data-okno": "composer", "data-note": String(observer) },
+      this.pop,
+      this.input,
+      h("div", { class: "row" },
+        observer ? null : h("label", { class: "note-toggle" }, this.noteBox, t("composer.note")),
+        observer ? null : h("button", { class: "btn-icon", type: "button", title: t("composer.attach"), "data-okno": "attach", text: t("composer.file"), onclick: () => this.fileInput.click() }),
+        this.fileInput,
+        h("span", { class: "spacer" }),
+        sendBtn,
+      ),
+    );
+    this.noteBox.addEventListener("change", () => {
+      box.dataset.note = String(this.noteBox.checked);
+      this.input.placeholder = this.noteBox.checked ? t("composer.note_placeholder") : t("composer.placeholder");
+    });
+    this.fileInput.addEventListener("change", () => {
+      const f = this.fileInput.files[0];
+      this.fileInput.value = "";
+      if (f) this.sendFile(f);
+    });
+    this.input.addEventListener("keydown", (e) => this.onKey(e));
+    this.input.addEventListener("input", () => this.onInput());
+    return box;
+  }
+
+  renderComposerState() {
+    const closed = this.conv.status === "closed";
+    const noteOnly = this.mode === "observer";
+    this.input.disabled = closed && !noteOnly && !this.noteBox.checked;
+    if (closed && this.mode === "operator") {
+      this.noteBox.checked = true;
+      this.composer.dataset.note = "true";
+      this.input.disabled = false;
+      this.input.placeholder = t("composer.note_placeholder");
+    }
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  async load() {
+    const data = await api(`/api/v1/conversations/${this.conv.id}/messages?before_seq=${END}&limit=${PAGE}`);
+    this.hasEarlier = data.has_more ?? data.messages.length >= PAGE;
+    for (const m of data.messages) this.messages.set(m.id, m);
+    this.renderMessages(true);
+    this.markRead();
+  }
+
+  async loadEarlier() {
+    if (this.oldestSeq == null) return;
+    this.loadingEarlier = true;
+    try {
+      const data = await api(`/api/v1/conversations/${this.conv.id}/messages?before_seq=${this.oldestSeq}&limit=${PAGE * 2}`);
+      this.hasEarlier = data.has_more ?? data.messages.length >= PAGE * 2;
+      const before = this.list.scrollHeight - this.list.scrollTop;
+      for (const m of data.messages) this.messages.set(m.id, m);
+      this.renderMessages(false);
+      this.list.scrollTop = this.list.scrollHeight - before; // keep the reader's place
+    } finally {
+      this.loadingEarlier = false;
+    }
+  }
+
+  sorted() {
+    return [...this.messages.values()].sort((a, b) => (a.seq ?? Infinity) - (b.seq ?? Infinity) || a.id - b.id);
+  }
+
+  statusOf(m) {
+    if (m.author_kind !== "operator" || m.internal) return null;
+    if (m.seq != null && m.seq <= (this.conv.customer_read_seq || 0)) return "read";
+    return "sent";
+  }
+
+  messageNode(m, status) {
+    const who = m.internal
+      ? `${m.author_name || ""} · ${t("msg.note")}`
+      : m.author_kind === "system" ? ""
+        : m.author_kind === "customer" ? this.conv.customer.name // the name as the card has it now
+          : m.author_name || t(`msg.${m.author_kind}`);
+    const node = h("div", {
+      class: "msg", "data-okno": "message", "data-author": m.author_kind, "data-internal": String(!!m.internal),
+      "data-id": m.id ?? "", "data-status": status || "",
+    },
+      who ? h("div", { class: "who" }, h("span", { text: who })) : null,
+      m.text ? h("div", { class: "text", text: m.text }) : null,
+      ...(m.attachments || []).map(attachmentNode),
+      h("div", { class: "foot" },
+        h("span", { text: fmtTime(m.created_at) }),
+        status ? h("span", { class: "status", "data-okno": "msg-status", "data-status": status, title: t(`msg.status.${status}`), text: { pending: "…", sent: "✓", read: "✓✓", failed: "!" }[status] }) : null,
+      ),
+    );
+    return node;
+  }
+
+  renderMessages(scrollToEnd) {
+    const atEnd = scrollToEnd || this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 80;
+    const nodes = [];
+    let day = "";
+    const all = this.sorted();
+    this.oldestSeq = all.length ? all[0].seq : null;
+    for (const m of all) {
+      const d = new Date(m.created_at).toDateString();
+      if (d !== day) {
+        day = d;
+        nodes.push(h("div", { class: "day-sep", text: fmtDay(m.created_at) }));
+      }
+      nodes.push(this.messageNode(m, this.statusOf(m)));
+    }
+    for (const [cid, p] of this.pending) {
+      const node = this.messageNode(
+        { author_kind: "operator", author_name: ME.name, text: p.text, internal: p.internal, created_at: p.at, attachments: [] },
+        p.failed ? "failed" : "pending",
+      );
+      node.dataset.clientMsgId = cid;
+      if (p.failed) node.addEventListener("click", () => this.retry(cid));
+      nodes.push(node);
+    }
+    this.earlier.hidden = !this.hasEarlier;
+    this.list.replaceChildren(this.earlier, ...nodes);
+    if (atEnd) this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  /** Append one message without re-rendering the list (the hot path for live traffic). */
+  appendMessage(m) {
+    if (this.messages.has(m.id)) return;
+    this.messages.set(m.id, m);
+    const last = this.sorted().at(-1);
+    if (last !== m || (m.client_msg_id && this.pending.has(m.client_msg_id))) {
+      this.pending.delete(m.client_msg_id);
+      this.renderMessages(false);
+      return;
+    }
+    const atEnd = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 80;
+    this.list.append(this.messageNode(m, this.statusOf(m)));
+    if (atEnd || m.author_kind === "operator") this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  refreshStatuses() {
+    for (const node of this.list.querySelectorAll("[data-okno=message][data-author=operator]")) {
+      const m = this.messages.get(Number(node.dataset.id));
+      if (!m) continue;
+      const status = this.statusOf(m);
+      const el = node.querySelector("[data-okno=msg-status]");
+      if (el && status && el.dataset.status !== status) {
+        node.dataset.status = status;
+        el.dataset.status = status;
+        el.title = t(`msg.status.${status}`);
+        el.textContent = status === "read" ? "✓✓" : "✓";
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- live events
+
+  /** An event for this dialog; returns nothing, updates the screen. */
+  handle(ev) {
+    if (ev.type === "message.created") {
+      const m = ev.payload.message;
+      this.appendMessage(m);
+      if (m.author_kind === "customer") {
+        this.showTyping("");
+        this.markRead();
+      } else if (m.author_kind === "operator") this.showTyping("");
+    } else if (ev.type === "typing.started") {
+      const p = ev.payload || {};
+      if (p.who === "customer") this.showTyping(t("dialog.typing_customer"));
+      else if (p.user_id !== ME.id) this.showTyping(t("dialog.typing_staff", { name: p.name || "" }));
+    } else if (ev.type === "conversation.read") {
+      if (ev.payload.reader === "customer") {
+        this.conv.customer_read_seq = Math.max(this.conv.customer_read_seq || 0, ev.payload.up_to_seq);
+        this.refreshStatuses();
+      }
+    } else if (ev.payload && ev.payload.conversation) {
+      this.update(ev.payload.conversation);
+    }
+  }
+
+  update(conv) {
+    const readSeq = Math.max(this.conv.customer_read_seq || 0, conv.customer_read_seq || 0);
+    const renamed = conv.customer.name !== this.conv.customer.name;
+    this.conv = { ...conv, customer_read_seq: readSeq };
+    this.renderHead();
+    if (renamed) this.renderMessages(false);
+  }
+
+  showTyping(text) {
+    clearTimeout(this.typingTimer);
+    this.typing.textContent = text;
+    if (text) this.typingTimer = setTimeout(() => (this.typing.textContent = ""), TYPING_SHOW_MS);
+  }
+
+  /** Tell the server what we have seen (unread counters, the customer's "read" ticks). */
+  markRead() {
+    if (this.mode !== "operator" || !this.visible || document.visibilityState !== "visible") return;
+    const last = this.sorted().filter((m) => m.seq != null).at(-1);
+    if (!last || last.seq <= this.readSent) return;
+    this.readSent = last.seq;
+    api(`/api/v1/conversations/${this.conv.id}/read`, { method: "POST", body: { up_to_seq: last.seq } })
+      .then((conv) => conv && this.onChange(conv))
+      .catch(() => (this.readSent = 0));
+  }
+
+  setVisible(visible) {
+    this.visible = visible;
+    this.el.hidden = !visible;
+    if (visible) {
+      this.markRead();
+      requestAnimationFrame(() => this.input.focus());
+    }
+  }
+
+  // ---------------------------------------------------------------- composer
+
+  get draftKey() {
+    return DRAFT_KEY(this.conv.id);
+  }
+
+  restoreDraft() {
+    if (this.mode !== "operator") return;
+    this.input.value = localStorage.getItem(this.draftKey) || "";
+  }
+
+  get hasDraft() {
+    return this.input.value.trim() !== "";
+  }
+
+  onInput() {
+    if (this.mode === "operator") {
+      if (this.input.value) localStorage.setItem(this.draftKey, this.input.value);
+      else localStorage.removeItem(this.draftKey);
+    }
+    const v = this.input.value;
+    const slash = v.match(/(?:^|\s)\/([\w\-а-яё]*)$/i);
+    if (slash && !this.noteBox.checked) this.searchTemplates(slash[1]);
+    else this.hideTemplates();
+    const now = Date.now();
+    if (v.trim() && now - this.lastTypingSent > TYPING_SEND_EVERY_MS) {
+      this.lastTypingSent = now;
+      this.stream?.send({ type: "typing", conversation_id: this.conv.id, internal: this.noteBox.checked });
+    }
+    this.onDraft?.();
+  }
+
+  onKey(e) {
+    if (!this.pop.hidden) {
+      const items = [...this.pop.querySelectorAll("li[data-id]")];
+      let i = items.findIndex((li) => li.getAttribute("aria-selected") === "true");
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        e.preventDefault();
+        i = (i + (e.key === "ArrowDown" ? 1 : -1) + items.length) % items.length;
+        items.forEach((li, j) => li.setAttribute("aria-selected", String(j === i)));
+        return;
+      }
+      if ((e.key === "Enter" || e.key === "Tab") && items[i]) {
+        e.preventDefault();
+        this.useTemplate(Number(items[i].dataset.id));
+        return;
+      }
+      if (e.key === "Escape") {
+        this.hideTemplates();
+        return;
+      }
+    }
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      this.send();
+    }
+  }
+
+  async searchTemplates(q) {
+    const token = (this.templateQuery = q);
+    let data;
+    try {
+      data = await api(`/api/v1/saved-replies?q=${encodeURIComponent(q)}&limit=8`);
+    } catch {
+      return;
+    }
+    if (token !== this.templateQuery) return; // a newer keystroke won
+    const items = data.saved_replies.slice(0, 8);
+    this.pop.replaceChildren(
+      ...(items.length
+        ? items.map((r, i) => h("li", {
+          "data-id": r.id, "data-okno": "template", role: "option", "aria-selected": String(i === 0),
+          onmousedown: (e) => { e.preventDefault(); this.useTemplate(r.id); },
+        }, h("div", {}, h("span", { class: "shortcut", text: "/" + r.shortcut }), h("span", { text: r.title })), h("div", { class: "body", text: r.body })))
+        : [h("li", { class: "muted", text: t("composer.no_templates") })]),
+    );
+    this.pop.hidden = false;
+  }
+
+  hideTemplates() {
+    this.templateQuery = null;
+    this.pop.hidden = true;
+  }
+
+  /** Replace the "/shortcut" being typed with the template, its placeholders filled in. */
+  async useTemplate(id) {
+    this.hideTemplates();
+    try {
+      const out = await api(`/api/v1/saved-replies/${id}/render`, { method: "POST", body: { conversation_id: this.conv.id } });
+      this.input.value = this.input.value.replace(/(^|\s)\/[\w\-а-яё]*$/i, (_, pre) => pre) + out.text;
+      this.onInput();
+      this.input.focus();
+    } catch (err) {
+      toast(err.text || String(err), "error");
+    }
+  }
+
+  async send() {
+    const text = this.input.value.trim();
+    if (!text) return;
+    const internal = this.mode === "observer" || this.noteBox.checked;
+    const cid = uuid();
+    this.pending.set(cid, { text, internal, at: new Date().toISOString(), failed: false });
+    this.input.value = "";
+    localStorage.removeItem(this.draftKey);
+    this.onDraft?.();
+    this.hideTemplates();
+    this.renderMessages(true);
+    await this.deliver(cid);
+  }
+
+  async deliver(cid) {
+    const p = this.pending.get(cid);
+    if (!p) return;
+    this.onAct();
+    try {
+      const out = await api(`/api/v1/conversations/${this.conv.id}/messages`, {
+        method: "POST", body: { client_msg_id: cid, text: p.text, internal: p.internal },
+      });
+      this.pending.delete(cid);
+      this.messages.set(out.message.id, out.message);
+      this.renderMessages(true);
+      if (!p.internal && this.conv.status === "waiting") this.refresh();
+    } catch (err) {
+      if (err.status && err.status < 500 && err.status !== 429) {
+        // refused for good (closed, taken by someone else): give the text back
+        this.pending.delete(cid);
+        if (!this.input.value) this.input.value = p.text;
+        toast(err.text, "error");
+      } else p.failed = true;
+      this.renderMessages(true);
+    }
+  }
+
+  retry(cid) {
+    const p = this.pending.get(cid);
+    if (!p) return;
+    p.failed = false;
+    this.renderMessages(false);
+    this.deliver(cid); // the same client_msg_id: the server stores it once
+  }
+
+  async sendFile(file) {
+    const form = new FormData();
+    form.append("file", file);
+    form.append("client_msg_id", uuid());
+    form.append("internal", String(this.noteBox.checked));
+    try {
+      const out = await api(`/api/v1/conversations/${this.conv.id}/attachments`, { method: "POST", form });
+      this.appendMessage(out.message);
+    } catch (err) {
+      toast(err.text, "error");
+    }
+  }
+
+  // ---------------------------------------------------------------- actions
+
+  async refresh() {
+    try {
+      this.update(await api(`/api/v1/conversations/${this.conv.id}`));
+      this.onChange(this.conv);
+    } catch {
+      /* the next event brings it */
+    }
+  }
+
+  async act(action, body) {
+    this.onAct();
+    const path = `/api/v1/conversations/${this.conv.id}`;
+    try {
+      const conv = action === "patch"
+        ? await api(path, { method: "PATCH", body })
+        : await api(`${path}/${action}`, { method: "POST", body: body ?? {} });
+      this.update(conv);
+      this.onChange(conv);
+      return conv;
+    } catch (err) {
+      toast(err.text, "error");
+      return null;
+    }
+  }
+
+  modal(title, content, submitLabel, onSubmit) {
+    const error = h("div", { class: "form-error", "data-okno": "form-error" });
+    const form = h("form", { class: "modal", "data-okno": "modal" }, h("h2", { text: title }), content, error,
+      h("div", { class: "buttons" },
+        h("button", { class: "btn", type: "button", text: t("common.cancel"), onclick: () => back.remove() }),
+        h("button", { class: "btn btn-primary", type: "submit", text: submitLabel, "data-okno": "modal-submit" }),
+      ));
+    const back = h("div", { class: "modal-back" }, form);
+    back.addEventListener("keydown", (e) => e.key === "Escape" && back.remove());
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const ok = await onSubmit(form, error);
+      if (ok) back.remove();
+    });
+    document.body.append(back);
+    form.querySelector("select, input, textarea")?.focus();
+  }
+
+  async transferDialog() {
+    const [users, teams] = await Promise.all([api("/api/v1/users"), api("/api/v1/teams")]);
+    const kind = h("select", { name: "kind", "data-okno": "transfer-kind" },
+      h("option", { value: "user", text: t("transfer.to_operator") }),
+      h("option", { value: "team", text: t("transfer.to_team") }));
+    const userSel = h("select", { name: "to_user_id", "data-okno": "transfer-user" },
+      ...users.users.filter((u) => u.id !== ME.id && u.role !== "admin")
+        .map((u) => h("option", { value: u.id, text: u.name })));
+    const teamSel = h("select", { name: "to_team_id", "data-okno": "transfer-team", hidden: true },
+      ...teams.teams.map((tm) => h("option", { value: tm.id, text: tm.name })));
+    kind.addEventListener("change", () => {
+      userSel.hidden = kind.value !== "user";
+      teamSel.hidden = kind.value !== "team";
+    });
+    const comment = h("textarea", { name: "comment", rows: 3, "data-okno": "transfer-comment", maxlength: 2000 });
+    this.modal(t("transfer.title"),
+      h("div", { class: "choices" }, kind, userSel, teamSel, h("label", { class: "field" }, t("transfer.comment"), comment)),
+      t("transfer.submit"),
+      async (_form, error) => {
+        const body = { comment: comment.value.trim() || null };
+        if (kind.value === "user") body.to_user_id = Number(userSel.value);
+        else body.to_team_id = Number(teamSel.value);
+        try {
+          this.onAct();
+          const conv = await api(`/api/v1/conversations/${this.conv.id}/transfer`, { method: "POST", body });
+          this.update(conv);
+          this.onChange(conv);
+          toast(t("transfer.done"));
+          return true;
+        } catch (err) {
+          error.textContent = err.text;
+          return false;
+        }
+      });
+  }
+
+  closeDialog() {
+    const choices = ["resolved", "refused", "callback", "spam"].map((r, i) =>
+      h("label", {}, h("input", { type: "radio", name: "resolution", value: r, checked: i === 0, "data-okno": "resolution" }), t(`resolution.${r}`)));
+    this.modal(t("close.title"), h("div", { class: "choices" }, h("strong", { text: t("close.resolution") }), ...choices), t("close.submit"),
+      async (form, error) => {
+        const resolution = form.querySelector("input[name=resolution]:checked").value;
+        try {
+          const conv = await api(`/api/v1/conversations/${this.conv.id}/close`, { method: "POST", body: { resolution } });
+          this.update(conv);
+          this.onChange(conv);
+          return true;
+        } catch (err) {
+          error.textContent = err.text;
+          return false;
+        }
+      });
+  }
+}
+
+/** How long the customer has waited for an answer, for lists ("ждёт 3 мин"). */
+export function waitText(conv) {
+  const since = conv.waiting_since || (conv.status === "waiting" ? conv.created_at : null);
+  return since ? fmtDuration(secondsSince(since)) : "";
+}
