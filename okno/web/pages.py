@@ -116,15 +116,18 @@ async def _staff_page(request: Request, page: str, *, open_id: int | None = None
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, next: str = "/") -> Response:
-    return _render(
-        request, "login.html", next=_safe_next(next), boot={"texts": i18n.texts(_lang(request))}
-    )
+    return _render(request, "login.html", next=_safe_next(next))
 
 
 def _safe_next(target: str) -> str:
-    """Only a path on this site: a crafted link must not bounce a signed-in operator away."""
+    """Only a path on this site: a crafted link must not bounce a signed-in operator away.
+
+    Browsers read a backslash as a slash and drop tabs and newlines, so ``/\\evil.example``
+    (which the sign-in page hands to ``location.assign``) would leave the site too."""
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
         return "/"
     return target
 

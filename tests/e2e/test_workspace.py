@@ -9,6 +9,7 @@ supervisor watches it all on the live board. Screenshots land in ``test-artifact
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -441,6 +442,170 @@ async def test_twenty_dialogs_and_two_thousand_messages_stay_responsive(
                 f"open heavy dialog {open_ms:.0f} ms; customer send -> painted on the operator's "
                 f"screen p50 {p50:.0f} ms, max {latencies[-1]:.0f} ms over {SENDS} sends"
             )
+            await anna.screenshot(path=b.shot("workspace-busy.png"))
             assert anna.errors == []
         finally:
             await browser.close()
+
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+async def test_two_dialogs_keep_their_drafts_typing_shows_both_ways_and_files_go_out(
+    floor: srv.OknoServer, chromium: Any
+) -> None:
+    anna = await b.staff_page(chromium, floor.url, "anna", PASSWORD)
+    sveta = await b.staff_page(chromium, floor.url, "sveta", PASSWORD, path="/supervisor")
+    await anna.locator("[data-okno=conn][data-state=online]").wait_for()
+    first = await b.customer_page(chromium, floor.url, WIDGET_KEY)
+    await b.customer_types(first, "Первый вопрос: лимит по карте")
+    second = await b.customer_page(chromium, floor.url, WIDGET_KEY)
+    await b.customer_types(second, "Второй вопрос: вклад")
+
+    await anna.locator("[data-okno=filter][data-filter=queue]").click()
+    await anna.locator("[data-okno=conv]", has_text="лимит по карте").click()
+    view_a = anna.locator("[data-okno=dialog-view]:visible")
+    id_a = await view_a.get_attribute("data-conversation")
+    await view_a.locator("[data-okno=reply]").fill("Черновик для первого")
+    await anna.locator("[data-okno=conv]", has_text="Второй вопрос").click()
+    view_b = anna.locator("[data-okno=dialog-view]:visible")
+    assert await view_b.get_attribute("data-conversation") != id_a
+    assert await view_b.locator("[data-okno=reply]").input_value() == ""
+    # the first tab shows that it holds a draft; going back finds it untouched
+    await anna.locator(f"[data-okno=tab][data-id='{id_a}'] [data-okno=draft-mark]").wait_for()
+    await anna.locator(f"[data-okno=tab][data-id='{id_a}']").click()
+    assert await view_a.locator("[data-okno=reply]").input_value() == "Черновик для первого"
+    # ... and so does a reload of the page
+    await anna.reload()
+    await anna.locator("[data-okno=conn][data-state=online]").wait_for()
+    reply = anna.locator("[data-okno=dialog-view]:visible [data-okno=reply]")
+    await reply.wait_for()
+    assert await reply.input_value() == "Черновик для первого"
+    view_a = anna.locator("[data-okno=dialog-view]:visible")
+
+    # typing, both ways
+    await first.locator("[data-okno=input]").press_sequentially("Ещё вопрос", delay=30)
+    await view_a.locator("[data-okno=typing]", has_text="Клиент печатает").wait_for()
+    await reply.fill("")
+    await reply.press_sequentially("Секунду", delay=30)
+    await first.locator("[data-okno=typing]", has_text="печатает").wait_for()
+
+    # a file from the operator reaches the customer as an image
+    await view_a.locator("[data-okno=file]").set_input_files(
+        files=[{"name": "limits.png", "mimeType": "image/png", "buffer": PNG}]
+    )
+    await first.locator("[data-okno=message][data-author=operator] img").wait_for()
+    await view_a.locator("[data-okno=message][data-author=operator] img").wait_for()
+
+    # a break shows on the supervisor's board at once
+    await anna.locator("[data-okno=presence]").select_option("break")
+    row = sveta.locator("[data-okno=operator-row]", has_text="Анна")
+    await row.and_(sveta.locator("[data-status=break]")).wait_for()
+    assert "Перерыв" in await row.locator("[data-okno=op-status]").inner_text()
+    for page in (anna, sveta, first, second):
+        assert page.errors == [], page.errors
+
+
+async def test_admin_forms_say_what_is_wrong_next_to_the_field_in_either_language(
+    floor: srv.OknoServer, chromium: Any
+) -> None:
+    root = await b.staff_page(chromium, floor.url, "root", PASSWORD, path="/admin")
+    form = root.locator("[data-okno=new-user]")
+    await form.wait_for()
+    await form.locator("[name=login]").fill("petr")
+    await form.locator("[name=name]").fill("Пётр")
+    await form.locator("[name=password]").fill("short")
+    await form.locator("[data-okno=submit]").click()
+    error = form.locator("[data-error-for=password]")
+    await error.filter(has_text="10").wait_for()  # "нужно не меньше 10 символов"
+    assert await form.locator("[data-error-for=login]").inner_text() == ""
+
+    await form.locator("[name=login]").fill("anna")  # taken
+    await form.locator("[name=password]").fill("long-enough-password")
+    await form.locator("[data-okno=submit]").click()
+    await form.locator("[data-error-for=login]", has_text="логин").wait_for()
+    assert await error.inner_text() == ""
+
+    await form.locator("[name=login]").fill("petr")
+    await form.locator("[name=team_id]").select_option(label="Кредиты")
+    await form.locator("[data-okno=submit]").click()
+    await root.locator("[data-okno=user-row][data-login=petr]", has_text="Кредиты").wait_for()
+    signed_in = httpx.post(
+        f"{floor.url}/api/v1/auth/token",
+        json={"login": "petr", "password": "long-enough-password"},
+    )
+    assert signed_in.status_code == 200
+    await root.screenshot(path=b.shot("admin-users.png"), full_page=True)
+
+    # the widget settings: a bad colour is refused next to the colour field
+    await root.locator("[data-section=widgets]").click()
+    widget = root.locator("[data-okno=widget-form]")
+    await widget.locator("[name=key]").fill("no spaces allowed")
+    await widget.locator("[data-okno=submit]").click()
+    await widget.locator("[data-error-for=key]").filter(has_text="символ").wait_for()
+    await root.screenshot(path=b.shot("admin-widget.png"), full_page=True)
+
+    # English
+    await root.locator("[data-okno=lang]").click()
+    await root.locator("[data-okno=logout]", has_text="Sign out").wait_for()
+    await root.locator("[data-section=users]").click()
+    form = root.locator("[data-okno=new-user]")
+    await form.locator("[name=login]").fill("anna")
+    await form.locator("[name=name]").fill("Anna")
+    await form.locator("[name=password]").fill("long-enough-password")
+    await form.locator("[data-okno=submit]").click()
+    await form.locator("[data-error-for=login]", has_text="This login is taken").wait_for()
+    assert root.errors == []
+
+
+async def test_the_supervisor_changes_the_info_message_and_open_widgets_show_it(
+    floor: srv.OknoServer, chromium: Any
+) -> None:
+    customer = await b.customer_page(chromium, floor.url, WIDGET_KEY)
+    sveta = await b.staff_page(chromium, floor.url, "sveta", PASSWORD, path="/supervisor")
+    form = sveta.locator("[data-okno=widget-texts-form]")
+    await form.locator("[name=info_message]").fill("Высокая нагрузка: ответим в течение 10 минут")
+    await form.locator("button[type=submit]").click()
+    await sveta.locator(".toast", has_text="Сохранено").wait_for()
+    await customer.locator("[data-okno=info]", has_text="Высокая нагрузка").wait_for()
+
+
+async def test_an_idle_session_ends_and_asks_to_sign_in_again(
+    floor: srv.OknoServer, chromium: Any
+) -> None:
+    anna = await b.staff_page(chromium, floor.url, "anna", PASSWORD)
+    await anna.clock.install()
+    await anna.reload()
+    await anna.locator("[data-okno=conn][data-state=online]").wait_for()
+    await anna.clock.fast_forward("10:00")  # reading for ten minutes is not idleness...
+    await anna.mouse.move(200, 200)
+    await anna.mouse.move(300, 300)
+    await anna.clock.fast_forward("25:00")
+    assert "/login" not in anna.url
+    await anna.clock.fast_forward("31:00")  # ...half an hour without a touch is
+    await anna.wait_for_url("**/login?**reason=expired**")
+    await anna.locator("[data-okno=login-error]", has_text="Сессия истекла").wait_for()
+    # the cookie is gone: the workspace asks for a password again
+    await anna.goto(f"{floor.url}/")
+    assert "/login" in anna.url
+
+
+async def test_signing_out_forgets_drafts_on_this_computer(
+    floor: srv.OknoServer, chromium: Any
+) -> None:
+    anna = await b.staff_page(chromium, floor.url, "anna", PASSWORD)
+    customer = await b.customer_page(chromium, floor.url, WIDGET_KEY)
+    await b.customer_types(customer, "Мой номер счёта 40817810099910004312")
+    await anna.locator("[data-okno=filter][data-filter=queue]").click()
+    await anna.locator("[data-okno=conv]").first.click()
+    reply = anna.locator("[data-okno=dialog-view]:visible [data-okno=reply]")
+    await reply.fill("Проверяю счёт 40817810099910004312")
+    await reply.press("End")
+    assert await anna.evaluate("Object.keys(localStorage).some(k => k.startsWith('okno:draft:'))")
+    await anna.locator("[data-okno=logout]").click()
+    await anna.wait_for_url("**/login?**")
+    assert not await anna.evaluate(
+        "Object.keys(localStorage).some(k => k.startsWith('okno:draft:'))"
+    )

@@ -150,7 +150,7 @@ async function widgetsSection() {
       toast(t("common.saved"));
     });
     form.dataset.channel = ch.id;
-    const snippet = `<script src="${location.origin}/widget.js" data-okno-key="${ch.key}" async></script>`;
+    const snippet = `<script src="${location.origin}/widget.js" data-widget-key="${ch.key}" async></script>`;
     return panel(ch.name, form, h("p", { class: "hint", text: snippet }));
   });
 }
@@ -214,7 +214,7 @@ async function show(name) {
   }
   try {
     root.replaceChildren(...(await SECTIONS[name]()));
-    root.dataset.section = name;
+    root.dataset.shown = name;
   } catch (err) {
     root.replaceChildren(h("div", { class: "banner error", text: err.text || String(err) }));
   }

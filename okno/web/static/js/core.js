@@ -145,7 +145,13 @@ export async function api(path, { method = "GET", body, form } = {}) {
   return res.status === 204 ? null : res.json();
 }
 
+/** Drafts hold what customers told us: they do not outlive the session on this computer. */
+export function forgetDrafts() {
+  for (const key of Object.keys(localStorage)) if (key.startsWith("okno:draft:")) localStorage.removeItem(key);
+}
+
 export async function logout() {
+  forgetDrafts();
   try {
     await api("/api/v1/auth/logout", { method: "POST" });
   } finally {
@@ -261,9 +267,40 @@ export class Stream {
   }
 }
 
+/**
+ * The session ends after BOOT.idle_minutes without the person touching the page (an
+ * unattended workstation in a bank must lock), and stays alive while they work even when
+ * their work is only reading: activity renews the cookie every few minutes.
+ */
+function watchIdle() {
+  const idleMs = (BOOT.idle_minutes || 30) * 60_000;
+  let lastActivity = Date.now();
+  let lastRenew = Date.now();
+  const touch = () => {
+    lastActivity = Date.now();
+    if (lastActivity - lastRenew > Math.min(5 * 60_000, idleMs / 3)) {
+      lastRenew = lastActivity;
+      api("/api/v1/me").catch(() => {});
+    }
+  };
+  for (const kind of ["keydown", "mousedown", "mousemove", "wheel", "touchstart"]) {
+    document.addEventListener(kind, touch, { passive: true, capture: true });
+  }
+  setInterval(async () => {
+    if (Date.now() - lastActivity < idleMs) return;
+    forgetDrafts();
+    try {
+      await fetch("/api/v1/auth/logout", { method: "POST", headers: { "X-CSRF-Token": csrfToken() }, credentials: "same-origin" });
+    } finally {
+      toLogin("expired");
+    }
+  }, Math.min(30_000, idleMs / 4));
+}
+
 /** Wire the parts of the top bar every staff page has. */
 export function initFrame() {
   $("logout")?.addEventListener("click", logout);
+  if (ME) watchIdle();
 }
 
 export function setConnState(state) {
