@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +18,9 @@ from okno.operators import service as operators
 from okno.operators.models import User
 from okno.security.passwords import hash_password
 from okno.settings import Settings
+from tests import services
 
+T = TypeVar("T")
 PASSWORD = "correct-horse-1"
 WIDGET_KEY = "acme"
 PERSONAS = [
@@ -73,6 +76,21 @@ async def seed_staff(settings: Settings) -> Staff:
     finally:
         await db.dispose()
     return staff
+
+
+def in_db(settings: Settings, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``fn`` in one transaction on the test database, from a synchronous test."""
+
+    async def run() -> T:
+        db = Database(settings)
+        try:
+            async with db.transaction() as session:
+                return await fn(session)
+        finally:
+            await db.dispose()
+
+    result: T = services.run_in_thread(run)
+    return result
 
 
 def cmid() -> str:

@@ -3,9 +3,8 @@ load and presence, the team rule, and who may look at it."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import update
@@ -13,36 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.conversations.models import Conversation
 from okno.db.base import utcnow
-from okno.db.session import Database
 from okno.operators import service as operators
 from okno.settings import Settings
-from tests import services
 from tests.builders import (
     PASSWORD,
     Staff,
     bearer,
     cmid,
     customer_says,
+    in_db,
     password_hash,
     staff_token,
     widget_session,
 )
 
-T = TypeVar("T")
 BOARD = "/api/v1/supervisor/board"
-
-
-def in_db(settings: Settings, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    async def run() -> T:
-        db = Database(settings)
-        try:
-            async with db.transaction() as session:
-                return await fn(session)
-        finally:
-            await db.dispose()
-
-    result: T = services.run_in_thread(run)
-    return result
 
 
 def board(client: TestClient, token: str) -> dict[str, Any]:

@@ -3,8 +3,7 @@ from the newest, under the same team rule as the card."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,27 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.channels import service as channels
 from okno.customers.models import CustomerIdentity
-from okno.db.session import Database
 from okno.settings import Settings
-from tests import services
-from tests.builders import bearer, cmid, customer_says, staff_token, widget_session
+from tests.builders import bearer, cmid, customer_says, in_db, staff_token, widget_session
 
-T = TypeVar("T")
 APP_KEY = "acme-app"
 APP_VISITOR = "app-user-000001"
-
-
-def in_db(settings: Settings, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    async def run() -> T:
-        db = Database(settings)
-        try:
-            async with db.transaction() as session:
-                return await fn(session)
-        finally:
-            await db.dispose()
-
-    result: T = services.run_in_thread(run)
-    return result
 
 
 def say(client: TestClient, token: str, conv: int, text: str, **extra: Any) -> None:

@@ -3,10 +3,13 @@ screenshot folder, and a spy on browser notifications."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tests import services
+from tests.system import server as srv
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
@@ -109,3 +112,17 @@ async def customer_types(page: Any, text: str) -> None:
 def widget_messages(page: Any, author: str | None = None) -> Any:
     selector = "[data-okno=message]" + (f"[data-author={author}]" if author else "")
     return page.locator(selector)
+
+
+@contextmanager
+def serving(data_dir: Path) -> Iterator[srv.OknoServer]:
+    """``okno serve`` on a seeded data directory, killed (-9) afterwards; its log is printed
+    so a failing browser test shows what the server said."""
+    services.require_chromium()
+    server = srv.OknoServer(data_dir, secret_key=srv.SECRET_KEY)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill9()
+        print(server.log_tail())

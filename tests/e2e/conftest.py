@@ -16,15 +16,9 @@ from tests.system import server as srv
 @pytest.fixture
 def okno(tmp_path: Path) -> Iterator[srv.OknoServer]:
     services.require_chromium()
-    env = srv.okno_env(tmp_path)
-    srv.seed(env)
-    server = srv.OknoServer(tmp_path, secret_key=srv.SECRET_KEY)
-    server.start()
-    try:
+    srv.seed(srv.okno_env(tmp_path))
+    with b.serving(tmp_path) as server:
         yield server
-    finally:
-        server.kill9()
-        print(server.log_tail())
 
 
 @pytest.fixture

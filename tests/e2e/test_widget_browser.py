@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.browser import ARTIFACTS
+from tests.e2e.browser import ARTIFACTS, customer_types, widget_messages
 from tests.system import server as srv
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -40,17 +40,6 @@ async def open_widget(page: Any, server: srv.OknoServer) -> None:
     await page.goto(f"{server.url}/demo?key={srv.WIDGET_KEY}")
     await page.locator("[data-okno=bubble]").click()
     await page.locator("[data-okno=window]").wait_for(state="visible")
-
-
-async def customer_types(page: Any, text: str) -> None:
-    box = page.locator("[data-okno=input]")
-    await box.fill(text)
-    await box.press("Enter")
-
-
-def widget_messages(page: Any, author: str | None = None) -> Any:
-    selector = "[data-okno=message]" + (f"[data-author={author}]" if author else "")
-    return page.locator(selector)
 
 
 async def test_chat_round_trip_survives_kill_9_and_restart(page: Any, okno: srv.OknoServer) -> None:

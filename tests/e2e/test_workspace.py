@@ -28,21 +28,22 @@ from tests.system import server as srv
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture
-def floor(tmp_path: Path) -> Iterator[srv.OknoServer]:
-    """A server with the test personas: anna and igor (team Поддержка), olga (Кредиты),
-    sveta (supervisor of all), root (admin), and the widget ``acme``."""
+def seeded(data_dir: Path) -> Any:
+    """The test personas and the widget ``acme`` in a fresh database; returns its settings."""
     services.require_chromium()
-    settings = load_settings(data_dir=tmp_path)
+    settings = load_settings(data_dir=data_dir)
     services.run_in_thread(lambda: migrate.upgrade(settings))
     services.run_in_thread(lambda: seed_staff(settings))
-    server = srv.OknoServer(tmp_path, secret_key=srv.SECRET_KEY)
-    server.start()
-    try:
+    return settings
+
+
+@pytest.fixture
+def floor(tmp_path: Path) -> Iterator[srv.OknoServer]:
+    """anna and igor (team Поддержка), olga (Кредиты), sveta (supervisor of all), root
+    (admin), and the widget ``acme``."""
+    seeded(tmp_path)
+    with b.serving(tmp_path) as server:
         yield server
-    finally:
-        server.kill9()
-        print(server.log_tail())
 
 
 @pytest.fixture
@@ -361,17 +362,10 @@ marker => new Promise(resolve => {
 
 @pytest.fixture
 def busy(tmp_path: Path) -> Iterator[srv.OknoServer]:
-    services.require_chromium()
-    settings = load_settings(data_dir=tmp_path)
-    services.run_in_thread(lambda: migrate.upgrade(settings))
-    services.run_in_thread(lambda: seed_staff(settings))
+    settings = seeded(tmp_path)
     services.run_in_thread(lambda: _busy_day(settings))
-    server = srv.OknoServer(tmp_path, secret_key=srv.SECRET_KEY)
-    server.start()
-    try:
+    with b.serving(tmp_path) as server:
         yield server
-    finally:
-        server.kill9()
 
 
 async def test_twenty_dialogs_and_two_thousand_messages_stay_responsive(
@@ -550,7 +544,7 @@ async def test_admin_forms_say_what_is_wrong_next_to_the_field_in_either_languag
     # English
     await root.locator("[data-okno=lang]").click()
     await root.locator("[data-okno=logout]", has_text="Sign out").wait_for()
-    await root.locator("[data-section=users]").click()
+    await root.locator("[data-okno=section][data-shown=users]").wait_for()
     form = root.locator("[data-okno=new-user]")
     await form.locator("[name=login]").fill("anna")
     await form.locator("[name=name]").fill("Anna")

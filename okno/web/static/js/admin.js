@@ -222,6 +222,7 @@ async function show(name) {
 
 for (const b of document.querySelectorAll("[data-okno=admin-tabs] button")) {
   b.addEventListener("click", () => {
+    if (root.dataset.shown === b.dataset.section) return; // keep what is being typed
     history.replaceState(null, "", `#${b.dataset.section}`);
     show(b.dataset.section);
   });
