@@ -30,6 +30,7 @@ def check_placeholders(body: str) -> None:
             + ", ".join("{{" + k + "}}" for k in KNOWN),
             code="unknown_placeholder",
             unknown=unknown,
+            field="body",
         )
 
 

@@ -275,6 +275,12 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "The password is too weak: at least 10 characters",
     ),
     "error.unknown_team": ("Нет такой команды", "No such team"),
+    "error.unknown_placeholder": (
+        "Неизвестная подстановка {{{unknown}}}; можно {{customer.first_name}}, "
+        "{{customer.name}}, {{operator.first_name}}, {{operator.name}}",
+        "Unknown placeholder {{{unknown}}}; use {{customer.first_name}}, "
+        "{{customer.name}}, {{operator.first_name}}, {{operator.name}}",
+    ),
     "error.login_taken": ("Такой логин уже есть", "This login is taken"),
     "error.team_exists": ("Такая команда уже есть", "This team exists"),
     "error.key_taken": ("Такой ключ уже используется", "This key is in use"),

@@ -150,6 +150,15 @@ async def test_customer_to_operator_to_colleague_and_back_to_the_customer(
     await anna.locator("[data-okno=conv]", has_text="Мария Иванова").wait_for()
     await anna.screenshot(path=b.shot("workspace-dialog.png"))
 
+    # Topic, tags and a note about the customer; the board groups the dialog by topic.
+    await dialog.locator("[data-okno=topic]").fill("Вход в приложение")
+    await dialog.locator("[data-okno=tags]").fill("смс, приложение")
+    await dialog.locator("[data-okno=tags]").press("Enter")
+    await sveta.locator("[data-okno=queue-row]", has_text="Вход в приложение").wait_for()
+    await card.locator("[data-okno=note-input]").fill("Предпочитает общение в чате")
+    await card.locator("[data-okno=note-form] button[type=submit]").click()
+    await card.locator("[data-okno=notes]", has_text="Предпочитает общение в чате").wait_for()
+
     # The supervisor opens the dialog read-only and whispers to Анна.
     await sveta.locator("[data-okno=open-dialog]", has_text="Мария Иванова").click()
     viewer = sveta.locator("[data-okno=viewer]")
@@ -193,6 +202,13 @@ async def test_customer_to_operator_to_colleague_and_back_to_the_customer(
     assert final["assignee"]["name"] == "Игорь"
     await igor_dialog.locator("[data-okno=rating]").wait_for()
     await sveta.locator("[data-okno=tile-in-progress] .v", has_text="0").wait_for()
+
+    # Reopened, it is Игорь's again, with its topic and tags kept.
+    await igor_dialog.locator("[data-okno=reopen]").click()
+    await igor_dialog.locator("[data-okno=dialog-status][data-status=assigned]").wait_for()
+    reopened = conversation(floor, conversation_id)
+    assert (reopened["assignee"]["name"], reopened["topic"]) == ("Игорь", "Вход в приложение")
+    assert reopened["tags"] == ["смс", "приложение"]
 
     for page in (anna, igor, sveta, customer):
         assert page.errors == [], page.errors
@@ -540,6 +556,30 @@ async def test_admin_forms_say_what_is_wrong_next_to_the_field_in_either_languag
     await widget.locator("[data-okno=submit]").click()
     await widget.locator("[data-error-for=key]").filter(has_text="символ").wait_for()
     await root.screenshot(path=b.shot("admin-widget.png"), full_page=True)
+
+    # a shared template written here is offered to every operator
+    await root.locator("[data-section=templates]").click()
+    tpl = root.locator("[data-okno=new-template]")
+    await tpl.locator("[name=shortcut]").fill("hours")
+    await tpl.locator("[name=scope]").select_option("shared")
+    await tpl.locator("[name=title]").fill("Часы работы")
+    await tpl.locator("[name=body]").fill("Мы на связи круглосуточно, {{customer.name}}.")
+    await tpl.locator("[data-okno=submit]").click()
+    await root.locator("[data-okno=template-row][data-shortcut=hours]").wait_for()
+    found = httpx.get(
+        f"{floor.url}/api/v1/saved-replies?q=hou", headers=token(floor, "anna")
+    ).json()["saved_replies"]
+    assert [r["title"] for r in found] == ["Часы работы"]
+    # an unknown placeholder is refused next to the text
+    await tpl.locator("[name=shortcut]").fill("bad")
+    await tpl.locator("[name=title]").fill("Плохой")
+    await tpl.locator("[name=body]").fill("Здравствуйте, {{customer.passport}}")
+    await tpl.locator("[data-okno=submit]").click()
+    await (
+        tpl.locator("[data-okno=form-error], [data-error-for=body]")
+        .filter(has_text="passport")
+        .first.wait_for()
+    )
 
     # English
     await root.locator("[data-okno=lang]").click()

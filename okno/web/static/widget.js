@@ -1007,10 +1007,10 @@
   /** The customer typed: tell staff over the socket, throttled, never for an empty box.
    *  A signal due while the throttle holds is sent when it ends, if the box still has text. */
   function noteTyping() {
-    if (!ui.input.value.trim()) return;
+    if (!ui.input.value.trim() || typingTimer) return; // a pending signal covers this key
     const wait = typingSentAt + TYPING_EVERY - Date.now();
     if (wait <= 0) sendTyping();
-    else if (!typingTimer) {
+    else {
       typingTimer = setTimeout(() => {
         typingTimer = null;
         if (ui.input.value.trim()) sendTyping();

@@ -92,7 +92,7 @@ export class ApiError extends Error {
   /** A sentence for a person: our translation of the code, else the server's detail. */
   get text() {
     const key = `error.${this.code}`;
-    if (this.code && TEXTS[key]) return TEXTS[key];
+    if (this.code && TEXTS[key]) return t(key, this.fields);
     return this.message || t("error.generic", { status: this.status });
   }
   /** {field: problem} for forms: pydantic's list, or a service error naming one field. */
