@@ -33,6 +33,7 @@ from okno.operators import api as operators_api
 from okno.operators import presence
 from okno.operators import service as operators_service
 from okno.replies import api as replies_api
+from okno.routing import api as routing_api
 from okno.security import sessions
 from okno.settings import Settings
 from okno.web import pages
@@ -205,6 +206,7 @@ def create_app(settings: Settings) -> FastAPI:
         replies_api.router,
         customers_api.router,
         analytics_api.router,
+        routing_api.router,
         health.router,
         pages.router,
     ):

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         description="A staff browser session ends after this many minutes without a request "
         "(it is also never longer than OKNO_ACCESS_TOKEN_MINUTES).",
     )
+    routing_grace_seconds: int = Field(
+        default=120,
+        ge=0,
+        description="An operator away (break, offline, disconnected) this long loses their "
+        "dialogs back to the queue, in front of everyone.",
+    )
     widget_session_days: int = Field(
         default=30, ge=1, description="Lifetime of a widget session token (customer side)."
     )

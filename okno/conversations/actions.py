@@ -6,6 +6,8 @@ records its event, all in the caller's transaction.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.conversations import service
@@ -17,6 +19,8 @@ from okno.errors import BadRequest, Conflict, Forbidden, NotFound
 from okno.events.service import last_seq
 from okno.operators import service as operators
 from okno.operators.models import User
+from okno.routing import service as routing
+from okno.routing.triggers import request_dispatch
 
 SUPERVISING = ("supervisor", "admin")
 
@@ -46,6 +50,9 @@ async def post_message(
     if not internal:
         if conversation.assignee_id is None:
             await _assign(session, conversation, actor, reason="reply")
+            await routing.log_manual(
+                session, conversation, user_id=actor.id, actor_id=actor.id, kind="take"
+            )
         elif conversation.assignee_id != actor.id:
             raise Forbidden(
                 "another operator is serving this dialog; transfer it first",
@@ -103,7 +110,12 @@ async def assign(
         return conversation
     if conversation.assignee_id is not None and actor.role not in SUPERVISING:
         raise Conflict("another operator already took this dialog", code="already_assigned")
-    await _assign(session, conversation, target, reason="manual" if user_id else "take")
+    previous = conversation.assignee_id
+    kind = "manual" if user_id else "take"
+    await _assign(session, conversation, target, reason=kind)
+    await routing.log_manual(session, conversation, user_id=target.id, actor_id=actor.id, kind=kind)
+    if previous is not None:
+        await request_dispatch(session)
     return conversation
 
 
@@ -115,6 +127,7 @@ async def transfer(
     to_user_id: int | None,
     to_team_id: int | None,
     comment: str | None,
+    topic: str | None = None,
 ) -> Conversation:
     """Hand the dialog to another operator or back to a team's queue, with a comment."""
     conversation = await service.access_conversation(session, conversation_id, actor, lock=True)
@@ -126,6 +139,8 @@ async def transfer(
         and conversation.assignee_id != actor.id
     ):
         raise Forbidden("only the assignee or a supervisor can transfer", code="not_assignee")
+    if topic is not None:
+        conversation.topic = topic.strip() or None
     previous = conversation.assignee_id
     if to_user_id is not None:
         target = await operators.get_user_or_raise(session, to_user_id)
@@ -145,6 +160,7 @@ async def transfer(
         conversation.assignee_id = None
         conversation.status = "waiting"
         conversation.team_id = team.id
+        conversation.queued_at = None  # routing places it again, with the topic now set
         target_name = f"команда «{team.name}»"
     note = f"{actor.display_name} передал(а) диалог: {target_name}"
     if comment and comment.strip():
@@ -158,6 +174,10 @@ async def transfer(
         also_user_id=previous,
         from_user_id=previous,
     )
+    await routing.log_manual(
+        session, conversation, user_id=conversation.assignee_id, actor_id=actor.id, kind="transfer"
+    )
+    await request_dispatch(session)
     return conversation
 
 
@@ -178,6 +198,7 @@ async def close(
         return conversation
     conversation.status = "closed"
     conversation.awaiting_since = None
+    await request_dispatch(session)  # a place is free
     conversation.closed_at = utcnow()
     conversation.resolution = resolution
     await record_conversation_event(
@@ -209,7 +230,51 @@ async def reopen(session: AsyncSession, *, conversation_id: int, actor: User) ->
     await record_conversation_event(
         session, conversation, "conversation.reopened", customer_visible=False
     )
+    await routing.log_manual(
+        session, conversation, user_id=actor.id, actor_id=actor.id, kind="take"
+    )
     return conversation
+
+
+# ------------------------------------------------------------------ for routing
+
+
+async def route_to(session: AsyncSession, conversation: Conversation, user_id: int) -> None:
+    """Routing gives a waiting dialog to an operator (the decision is routing's)."""
+    user = await operators.get_user_or_raise(session, user_id)
+    await _assign(session, conversation, user, reason="auto")
+
+
+async def requeue(session: AsyncSession, conversation: Conversation) -> None:
+    """Take a dialog back from an operator who left; it waits again (routing puts it first)."""
+    previous = conversation.assignee_id
+    conversation.assignee_id = None
+    conversation.status = "waiting"
+    await add_message(
+        session,
+        conversation,
+        author_kind="system",
+        text="Оператор недоступен — диалог возвращён в очередь",
+        internal=True,
+    )
+    await record_conversation_event(
+        session,
+        conversation,
+        "conversation.requeued",
+        customer_visible=False,
+        also_user_id=previous,
+    )
+
+
+async def tell_out_of_hours(
+    session: AsyncSession, conversation: Conversation, message: str, opens_at: datetime
+) -> None:
+    """The queue is closed: the customer learns when an answer will come; the dialog waits."""
+    when = opens_at.strftime("%d.%m в %H:%M")
+    text = (message.strip() + " " if message.strip() else "Сейчас мы не работаем. ") + (
+        f"Ответим {when} (время {opens_at.tzname() or ''})".rstrip(" ()") + "."
+    )
+    await add_message(session, conversation, author_kind="system", text=text)
 
 
 def clean_tags(tags: list[str]) -> list[str]:

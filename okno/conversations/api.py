@@ -219,6 +219,7 @@ async def transfer(
             to_user_id=body.to_user_id,
             to_team_id=body.to_team_id,
             comment=body.comment,
+            topic=body.topic,
         ),
     )
 

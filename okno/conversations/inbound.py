@@ -19,6 +19,7 @@ from okno.customers.service import get_or_create_identity
 from okno.db.base import utcnow
 from okno.errors import BadRequest, Conflict, NotFound
 from okno.events.service import last_seq
+from okno.routing.triggers import request_dispatch
 
 
 @dataclass
@@ -94,6 +95,7 @@ async def receive(session: AsyncSession, inbound: Inbound) -> tuple[Message, boo
         await record_conversation_event(
             session, conversation, "conversation.created", customer_visible=False
         )
+        await request_dispatch(session)  # routing places and assigns it
     message = await add_message(
         session,
         conversation,

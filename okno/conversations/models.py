@@ -20,6 +20,8 @@ class Conversation(Base):
     __table_args__ = (
         Index("ix_conversations_customer_channel_status", "customer_id", "channel_id", "status"),
         Index("ix_conversations_status_team", "status", "team_id"),
+        # the dispatch pass reads waiting dialogs most urgent first
+        Index("ix_conversations_routing", "status", "priority", "sla_due_at"),
         # At most one unfinished dialog per customer and channel, even under racing
         # first messages: the loser's insert fails and its retry joins the winner's dialog.
         Index(
@@ -51,6 +53,11 @@ class Conversation(Base):
     # When the customer's oldest unanswered message came: what "waits for N min" in the
     # inbox counts from; cleared by a reply (or the close), not by a note.
     awaiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Routing (okno.routing): the queue it waits in, when it was placed there (null: not
+    # yet placed), and when its channel's first-response target runs out.
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id"))
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_message_preview: Mapped[str] = mapped_column(String(200), default="")
     message_count: Mapped[int] = mapped_column(Integer, default=0)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)

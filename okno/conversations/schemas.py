@@ -113,6 +113,9 @@ class TransferRequest(Input):
     to_user_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     to_team_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     comment: str | None = Field(default=None, max_length=2000)
+    topic: str | None = Field(
+        default=None, max_length=100, description="Set the topic too (routing uses it)."
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> TransferRequest:

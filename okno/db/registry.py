@@ -8,6 +8,7 @@ from okno.events import models as events_models
 from okno.jobs import models as jobs_models
 from okno.operators import models as operators_models
 from okno.replies import models as replies_models
+from okno.routing import models as routing_models
 
 __all__ = [
     "Base",
@@ -18,4 +19,5 @@ __all__ = [
     "jobs_models",
     "operators_models",
     "replies_models",
+    "routing_models",
 ]

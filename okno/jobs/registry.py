@@ -10,6 +10,8 @@ from okno.conversations import jobs as conversation_jobs
 from okno.events.service import prune_events
 from okno.jobs.service import prune_jobs
 from okno.jobs.worker import JobContext, Registry
+from okno.routing import jobs as routing_jobs
+from okno.routing.triggers import DISPATCH
 
 
 async def _prune_events(session: AsyncSession, payload: dict[str, Any], ctx: JobContext) -> None:
@@ -26,6 +28,9 @@ def default_registry() -> Registry:
     registry.register("conversations.autoclose", conversation_jobs.autoclose_one)
     registry.register("events.prune", _prune_events)
     registry.register("jobs.prune", _prune_jobs)
+    registry.register(DISPATCH, routing_jobs.dispatch)
+    registry.register(routing_jobs.WATCHDOG, routing_jobs.watchdog)
+    registry.every(routing_jobs.WATCHDOG, 5, priority=0, queue="routing")
     registry.every("conversations.autoclose_sweep", 60)
     registry.every("events.prune", 3600)
     registry.every("jobs.prune", 3600)

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from okno.db.base import Base, UTCDateTime, utcnow
+from okno.db.base import Base, JSONType, UTCDateTime, utcnow
 
 ROLES = ("operator", "supervisor", "admin")
 
@@ -30,6 +30,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
     capacity: Mapped[int] = mapped_column(Integer, default=5)
+    # {"cards": 3, "credits": 1}: skill -> level 1..5 (routing matches queues' skills)
+    skills: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -47,3 +49,5 @@ class Presence(Base):
     status: Mapped[str] = mapped_column(String(10), default="offline")
     since: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # when routing (or a take) last gave them a dialog: "longest idle" and fairness
+    last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -19,6 +19,7 @@ from okno.db.base import utcnow
 from okno.errors import BadRequest
 from okno.events.service import PendingEvent, record_event
 from okno.operators.models import PRESENCE_STATUSES, Presence, User
+from okno.routing.triggers import request_dispatch
 
 CONNECTED_WITHIN = timedelta(seconds=60)
 HEARTBEAT_SECONDS = 20
@@ -98,6 +99,8 @@ async def set_status(session: AsyncSession, *, user: User, status: str) -> Prese
         row.status = status
         row.since = utcnow()
         _announce(session, user, row)
+        if status == "online":
+            await request_dispatch(session)  # back from a break: the queue may go to them
     return view(user, row)
 
 
@@ -112,6 +115,8 @@ async def connected(session: AsyncSession, *, user: User) -> None:
         _announce(session, user, row)
     elif not was_connected:
         _announce(session, user, row)
+    if row.status == "online" and not was_connected:
+        await request_dispatch(session)
 
 
 async def heartbeat(session: AsyncSession, *, user_ids: list[int]) -> None:

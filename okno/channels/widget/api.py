@@ -32,6 +32,8 @@ from okno.events.service import ephemeral, last_seq
 from okno.events.visibility import CustomerViewer
 from okno.http import AppState, State, bearer_token, write, ws_state
 from okno.inputs import MAX_SEQ, KeyQuery, SeqQuery
+from okno.routing import service as routing
+from okno.routing.schemas import QueuePosition
 
 router = APIRouter(prefix="/api/v1/widget", tags=["widget"])
 
@@ -181,6 +183,25 @@ async def rate(body: RatingRequest, request: Request, state: State) -> Rated:
 
     conversation = await write(state, run)
     return Rated(conversation_id=conversation.id, rating=conversation.rating or body.score)
+
+
+@router.get("/queue", response_model=QueuePosition)
+async def queue_position(request: Request, state: State) -> QueuePosition:
+    """The visitor's place in line while their dialog waits for an operator, an expected
+    wait, and when a closed queue opens (all null when nobody is waiting)."""
+    ws = _session(request, state)
+    async with state.db.read() as session:
+        conversation = await conversations.open_conversation_of(
+            session, customer_id=ws.customer_id, channel_id=ws.channel_id
+        )
+        if conversation is None:
+            return QueuePosition(position=None, expected_wait_seconds=None, opens_at=None)
+        info = await routing.queue_info(session, conversation)
+    return QueuePosition(
+        position=info.position,
+        expected_wait_seconds=info.expected_wait_seconds,
+        opens_at=info.opens_at,
+    )
 
 
 @router.post("/read", status_code=204)
