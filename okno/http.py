@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from okno.bot.service import KnowledgeBase
 from okno.bus.base import Bus
 from okno.channels.service import ChannelCache
 from okno.db.session import Database
@@ -42,6 +43,7 @@ class AppState:
     metrics: Metrics
     signing_key: str
     channels: ChannelCache = field(default_factory=ChannelCache)
+    kb: KnowledgeBase = field(default_factory=KnowledgeBase)
     worker: Worker | None = None
 
 

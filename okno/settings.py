@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         description="An operator away (break, offline, disconnected) this long loses their "
         "dialogs back to the queue, in front of everyone.",
     )
+    bot_answer_threshold: float = Field(
+        default=0.45,
+        ge=0.0,
+        le=1.0,
+        description="The bot answers when its confidence reaches this, else hands the dialog "
+        "to a person; `python3 bench/bot_eval.py` shows how it trades answers for hand-offs.",
+    )
     widget_session_days: int = Field(
         default=30, ge=1, description="Lifetime of a widget session token (customer side)."
     )

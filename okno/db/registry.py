@@ -1,5 +1,6 @@
 """Imports every domain's models so ``Base.metadata`` is complete (Alembic, tests)."""
 
+from okno.bot import models as bot_models
 from okno.channels import models as channels_models
 from okno.conversations import models as conversations_models
 from okno.customers import models as customers_models
@@ -12,6 +13,7 @@ from okno.routing import models as routing_models
 
 __all__ = [
     "Base",
+    "bot_models",
     "channels_models",
     "conversations_models",
     "customers_models",

@@ -1,0 +1,1 @@
+"""The bot: the knowledge base, question suggestions while typing, answer or hand off."""

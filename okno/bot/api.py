@@ -1,0 +1,120 @@
+"""Bot handlers: ask, suggest while typing, knowledge-base import and export."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import structlog
+import yaml
+from fastapi import APIRouter, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.bot import service
+from okno.bot.schemas import AskRequest, AskResponse, ImportResult, Suggestion, SuggestResponse
+from okno.channels.widget import service as widget
+from okno.errors import BadRequest, Forbidden, OknoError
+from okno.http import CurrentUser, State, current_user, write
+from okno.operators.service import user_from_token
+
+log = structlog.get_logger("okno.bot")
+router = APIRouter(prefix="/api/v1", tags=["bot"])
+
+
+async def _channel_of_caller(request: Request, state: State) -> str | None:
+    """A widget visitor (their channel decides which articles may be shown) or staff
+    (every article); anyone else is refused."""
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if token:
+        try:
+            session = widget.verify_session(state.signing_key, token)
+        except OknoError:
+            async with state.db.read() as db:
+                await user_from_token(db, key=state.signing_key, token=token)
+            return None
+        channel = await _channel_kind(state, session.channel_id)
+        return channel
+    await current_user(request, state)
+    return None
+
+
+async def _channel_kind(state: State, channel_id: int) -> str | None:
+    async with state.db.read() as session:
+        channel = await state.channels.get(session, channel_id)
+    return channel.kind if channel else None
+
+
+def _suggestions(hits: list[Any]) -> list[Suggestion]:
+    return [Suggestion(article_id=h.article_id, title=h.title, score=h.score) for h in hits]
+
+
+@router.post("/bot/ask", response_model=AskResponse)
+async def ask(body: AskRequest, request: Request, state: State) -> AskResponse:
+    """Answer from the knowledge base when confident, else hand off with the likely topic.
+    A widget session token or a staff credential."""
+    channel = await _channel_of_caller(request, state)
+    async with state.db.read() as session:
+        retriever = await state.kb.current(session)
+    d = service.decide(
+        retriever,
+        body.text,
+        threshold=state.settings.bot_answer_threshold,
+        channel=channel,
+        now=service.utcnow(),
+        answers=state.kb.answers,
+    )
+    return AskResponse(
+        decision=d.decision,
+        confidence=d.confidence,
+        article_id=d.article_id,
+        suggestions=_suggestions(d.suggestions),
+        topic=d.topic,
+        answer=d.answer,
+        reason=d.reason,
+    )
+
+
+@router.get("/bot/suggest", response_model=SuggestResponse)
+async def suggest(
+    request: Request,
+    state: State,
+    q: Annotated[str, Query(max_length=500)] = "",
+    limit: Annotated[int, Query(ge=1, le=10)] = 5,
+) -> SuggestResponse:
+    """Likely questions for what the customer has typed so far (after 3 letters)."""
+    channel = await _channel_of_caller(request, state)
+    if len(q.strip()) < 3:
+        return SuggestResponse(suggestions=[])
+    async with state.db.read() as session:
+        retriever = await state.kb.current(session)
+    hits = retriever.search(q, limit=limit, channel=channel, now=service.utcnow(), partial=True)
+    return SuggestResponse(suggestions=_suggestions(hits))
+
+
+@router.post("/kb/import", response_model=ImportResult)
+async def import_kb(request: Request, user: CurrentUser, state: State) -> ImportResult:
+    """Create or update articles from a YAML or JSON body (the format in DESIGN.md); all or
+    nothing: a bad article is named by position and id and nothing is stored."""
+    if user.role != "admin":
+        raise Forbidden("only admins change the knowledge base", code="forbidden_role")
+    raw = await request.body()
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise BadRequest(f"the body is not valid YAML or JSON: {exc}", code="bad_kb_file") from None
+
+    async def run(session: AsyncSession) -> service.ImportReport:
+        return await service.import_articles(session, data, actor_id=user.id)
+
+    report = await write(state, run)
+    log.info("kb.imported", actor_id=user.id, created=report.created, updated=report.updated)
+    return ImportResult(created=report.created, updated=report.updated, unchanged=report.unchanged)
+
+
+@router.get("/kb/export")
+async def export_kb(user: CurrentUser, state: State) -> dict[str, Any]:
+    """Every active article in the import format."""
+    if user.role not in ("admin", "supervisor"):
+        raise Forbidden("not allowed for your role", code="forbidden_role")
+    async with state.db.read() as session:
+        return await service.export_articles(session)

@@ -1,0 +1,303 @@
+"""The knowledge base (import, export, history) and the bot's decisions on top of it.
+
+Each process keeps one in-memory retriever and rebuilds it (in a thread, off the event
+loop) when the base changed — judged by a fingerprint read at most every few seconds, so
+an edit made through another process reaches every process within that time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from datetime import time as dtime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.bot.index import Entry, Hit, Retriever
+from okno.bot.models import Article, ArticleVersion
+from okno.db.base import utcnow
+from okno.errors import BadRequest
+
+ARTICLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+FIELDS = ("title", "questions", "answer", "topic", "tags", "channels", "valid_from", "valid_to")
+REFRESH_SECONDS = 3.0
+# Asking for a person always reaches a person, however the rest of the message scores.
+HUMAN_LEMMAS = {"оператор"}
+
+
+# ------------------------------------------------------------------ import / export
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _when(value: Any, name: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
+    if isinstance(value, date):
+        return datetime.combine(value, dtime(0, 0), tzinfo=utcnow().tzinfo)
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"{name} must be a date like 2026-12-31") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=utcnow().tzinfo)
+
+
+def _strings(value: Any, name: str, *, max_items: int = 100) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
+        raise ValueError(f"{name} must be a list of strings")
+    out = [str(v).strip() for v in value if str(v).strip()]
+    if len(out) > max_items:
+        raise ValueError(f"{name}: at most {max_items} items")
+    return out
+
+
+def clean_article(raw: Any) -> dict[str, Any]:
+    """One article from an import file, checked; ValueError says what is wrong."""
+    if not isinstance(raw, dict):
+        raise ValueError("each article must be a mapping with id, title, questions, answer")
+    article_id = str(raw.get("id", "")).strip()
+    if not ARTICLE_ID.match(article_id):
+        raise ValueError("id must be 1-100 Latin letters, digits, '-', '_' or '.'")
+    title = str(raw.get("title") or "").strip()
+    answer = str(raw.get("answer") or "").strip()
+    if not title or len(title) > 300:
+        raise ValueError("title is required (at most 300 characters)")
+    if not answer or len(answer) > 20_000:
+        raise ValueError("answer is required (at most 20,000 characters)")
+    topic = raw.get("topic")
+    valid_from = _when(raw.get("valid_from"), "valid_from")
+    valid_to = _when(raw.get("valid_to"), "valid_to")
+    if valid_from and valid_to and valid_to <= valid_from:
+        raise ValueError("valid_to must be after valid_from")
+    clean: dict[str, Any] = {
+        "external_id": article_id,
+        "title": title,
+        "questions": _strings(raw.get("questions"), "questions"),
+        "answer": answer,
+        "topic": str(topic).strip() or None if topic is not None else None,
+        "tags": _strings(raw.get("tags"), "tags"),
+        "channels": _strings(raw.get("channels"), "channels"),
+        "valid_from": valid_from,
+        "valid_to": valid_to,
+    }
+    return clean
+
+
+def _content(article: Article) -> dict[str, Any]:
+    return {
+        "title": article.title,
+        "questions": list(article.questions or []),
+        "answer": article.answer,
+        "topic": article.topic,
+        "tags": list(article.tags or []),
+        "channels": list(article.channels or []),
+        "valid_from": article.valid_from.isoformat() if article.valid_from else None,
+        "valid_to": article.valid_to.isoformat() if article.valid_to else None,
+    }
+
+
+async def import_articles(
+    session: AsyncSession, data: Any, *, actor_id: int | None = None
+) -> ImportReport:
+    """Create or update articles by their stable id; a bad article is reported by its
+    position and id and nothing of the file is stored (one transaction, all or nothing)."""
+    if not isinstance(data, dict) or not isinstance(data.get("articles"), list):
+        raise BadRequest("the file must have a list under 'articles'", code="bad_kb_file")
+    report = ImportReport()
+    cleaned: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for n, raw in enumerate(data["articles"], start=1):
+        try:
+            item = clean_article(raw)
+            if item["external_id"] in seen:
+                raise ValueError("this id appears twice in the file")
+            seen.add(item["external_id"])
+            cleaned.append(item)
+        except ValueError as exc:
+            ident = raw.get("id") if isinstance(raw, dict) else None
+            report.errors.append({"position": n, "id": ident, "problem": str(exc)})
+    if report.errors:
+        raise BadRequest(
+            f"{len(report.errors)} article(s) cannot be imported; nothing was changed",
+            code="bad_kb_articles",
+            errors=report.errors[:50],
+        )
+    existing = {
+        a.external_id: a
+        for a in (
+            await session.scalars(select(Article).where(Article.external_id.in_(list(seen))))
+        ).all()
+    }
+    now = utcnow()
+    for item in cleaned:
+        article = existing.get(item["external_id"])
+        if article is None:
+            article = Article(**item, version=1, updated_at=now, updated_by=actor_id)
+            session.add(article)
+            await session.flush()
+            report.created += 1
+        else:
+            before = _content(article)
+            for key in FIELDS:
+                setattr(article, key, item[key])
+            article.is_active = True
+            if _content(article) == before:
+                report.unchanged += 1
+                continue
+            article.version += 1
+            article.updated_at = now
+            article.updated_by = actor_id
+            report.updated += 1
+        session.add(
+            ArticleVersion(
+                article_id=article.id,
+                version=article.version,
+                content=_content(article),
+                changed_by=actor_id,
+                source="import",
+                at=now,
+            )
+        )
+    return report
+
+
+async def export_articles(session: AsyncSession) -> dict[str, Any]:
+    """The base in the import format (what `okno kb import` reads back unchanged)."""
+    rows = (
+        await session.scalars(
+            select(Article).where(Article.is_active.is_(True)).order_by(Article.external_id)
+        )
+    ).all()
+    out = []
+    for a in rows:
+        item: dict[str, Any] = {"id": a.external_id, **_content(a)}
+        out.append({k: v for k, v in item.items() if v not in (None, [], "")})
+    return {"articles": out}
+
+
+async def entries(session: AsyncSession) -> list[Entry]:
+    rows = (await session.scalars(select(Article).where(Article.is_active.is_(True)))).all()
+    return [
+        Entry(
+            article_id=a.external_id,
+            title=a.title,
+            questions=tuple(a.questions or ()),
+            answer=a.answer,
+            topic=a.topic,
+            channels=tuple(a.channels or ()),
+            valid_from=a.valid_from,
+            valid_to=a.valid_to,
+        )
+        for a in rows
+    ]
+
+
+async def fingerprint(session: AsyncSession) -> tuple[int, int, str]:
+    count, versions, newest = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(Article.version), 0),
+                func.max(Article.updated_at),
+            ).where(Article.is_active.is_(True))
+        )
+    ).one()
+    return int(count), int(versions), str(newest)
+
+
+class KnowledgeBase:
+    """This process's retriever, kept in step with the database."""
+
+    def __init__(self) -> None:
+        self.retriever = Retriever([])
+        self.answers: dict[str, Entry] = {}
+        self._fingerprint: tuple[int, int, str] | None = None
+        self._checked = 0.0
+        self._lock = asyncio.Lock()
+
+    async def current(self, session: AsyncSession) -> Retriever:
+        if time.monotonic() - self._checked < REFRESH_SECONDS and self._fingerprint is not None:
+            return self.retriever
+        async with self._lock:
+            if time.monotonic() - self._checked < REFRESH_SECONDS and self._fingerprint is not None:
+                return self.retriever
+            mark = await fingerprint(session)
+            if mark != self._fingerprint:
+                items = await entries(session)
+                self.retriever = await asyncio.to_thread(Retriever, items)
+                self.answers = {e.article_id: e for e in items}
+                self._fingerprint = mark
+            self._checked = time.monotonic()
+        return self.retriever
+
+
+# ------------------------------------------------------------------ deciding
+
+
+@dataclass(frozen=True)
+class BotDecision:
+    decision: str  # "answer" | "handoff"
+    confidence: float
+    article_id: str | None
+    answer: str | None
+    topic: str | None
+    suggestions: list[Hit]
+    reason: str  # confident, unsure, human_requested, empty
+
+
+def confidence(hits: list[Hit]) -> float:
+    """How sure the top article is right: its score, discounted when a different article
+    scores almost as well (two plausible answers mean we do not know which)."""
+    if not hits:
+        return 0.0
+    top = hits[0].score
+    runner = hits[1].score if len(hits) > 1 else 0.0
+    margin = (top - runner) / top if top > 0 else 0.0
+    return round(max(0.0, min(1.0, top * (0.75 + 0.5 * margin))), 4)
+
+
+def decide(
+    retriever: Retriever,
+    text: str,
+    *,
+    threshold: float,
+    channel: str | None = None,
+    now: datetime | None = None,
+    answers: dict[str, Entry] | None = None,
+) -> BotDecision:
+    """Answer when confident, else hand off with the most likely topic (for routing)."""
+    lemmas = set(retriever.normalizer.lemmas(text))
+    hits = retriever.search(text, limit=5, channel=channel, now=now)
+    topic = hits[0].topic if hits else None
+    if lemmas & HUMAN_LEMMAS:
+        return BotDecision("handoff", 0.0, None, None, topic, hits, "human_requested")
+    if not hits:
+        return BotDecision("handoff", 0.0, None, None, None, [], "empty")
+    conf = confidence(hits)
+    if conf >= threshold:
+        entry = (answers or {}).get(hits[0].article_id)
+        return BotDecision(
+            "answer",
+            conf,
+            hits[0].article_id,
+            entry.answer if entry else None,
+            topic,
+            hits,
+            "confident",
+        )
+    return BotDecision("handoff", conf, None, None, topic, hits, "unsure")
