@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from okno import health
 from okno.analytics import api as analytics_api
+from okno.bot import api as bot_api
 from okno.bus.factory import make_bus
 from okno.channels import api as channels_api
 from okno.channels.widget import api as widget_api
@@ -207,6 +208,7 @@ def create_app(settings: Settings) -> FastAPI:
         customers_api.router,
         analytics_api.router,
         routing_api.router,
+        bot_api.router,
         health.router,
         pages.router,
     ):
