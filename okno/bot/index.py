@@ -29,7 +29,8 @@ from okno.bot.text import Normalizer, Vocabulary, fold, load_synonyms, tokens
 LEMMA_WEIGHT = 0.6
 CHAR_WEIGHT = 0.4
 ANSWER_FACTOR = 0.75  # the answer text counts, but less than the questions
-MAX_DF_SHARE = 0.3  # character n-grams in more documents than this say nothing
+MAX_DF_SHARE = 0.3
+QUESTION_SHARE = 0.4  # best single question vs the article as a whole  # character n-grams in more documents than this say nothing
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,15 @@ class Retriever:
         self.factor = np.array(factor, dtype=np.float32)
         self.lemma_space = _Space.build(lemma_docs)
         self.char_space = _Space.build(char_docs, max_df_share=MAX_DF_SHARE)
+        # the whole article as one document: a paraphrase that matches no single example
+        # question still shares words with the article as a whole
+        whole_lemmas: list[list[str]] = [[] for _ in self.entries]
+        for lemmas, i in zip(lemma_docs, owner, strict=True):
+            whole_lemmas[i].extend(lemmas)
+        self.article_lemmas = _Space.build(whole_lemmas)
+        self.article_chars = _Space.build(
+            [char_grams(" ".join(ls)) for ls in whole_lemmas], max_df_share=MAX_DF_SHARE
+        )
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -180,6 +190,10 @@ class Retriever:
         ) * self.factor
         best = np.zeros(len(self.entries), dtype=np.float64)
         np.maximum.at(best, self.owner, doc_scores)
+        whole = LEMMA_WEIGHT * self.article_lemmas.scores(lemmas, len(self.entries)) + (
+            CHAR_WEIGHT * self.article_chars.scores(chars, len(self.entries))
+        )
+        best = QUESTION_SHARE * best + (1 - QUESTION_SHARE) * whole
         order = np.argsort(-best)
         hits: list[Hit] = []
         for i in order:
