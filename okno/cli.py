@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -217,6 +218,12 @@ def users() -> None:
 @click.option("--team", default=None, help="Team name; created if new.")
 @click.option("--name", "display_name", default=None, help="Name shown to customers.")
 @click.option("--capacity", type=click.IntRange(1, 100), default=5, help="Dialogs at once.")
+@click.option(
+    "--skills",
+    "skills_spec",
+    default="",
+    help="Skills with levels 1-5 for routing, e.g. cards:3,credits (no level means 1).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def users_create(
     login: str,
@@ -225,10 +232,16 @@ def users_create(
     team: str | None,
     display_name: str | None,
     capacity: int,
+    skills_spec: str,
     as_json: bool,
 ) -> None:
     """Create a staff user."""
-    from okno.operators import service
+    from okno.operators import service, skills
+
+    try:
+        parsed_skills = skills.parse(skills_spec)
+    except skills.SkillsError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--skills'") from None
 
     settings = _settings()
 
@@ -241,8 +254,15 @@ def users_create(
             team=team,
             display_name=display_name,
             capacity=capacity,
+            skills=parsed_skills,
         )
-        return {"id": user.id, "login": user.login, "role": user.role, "team_id": user.team_id}
+        return {
+            "id": user.id,
+            "login": user.login,
+            "role": user.role,
+            "team_id": user.team_id,
+            "skills": dict(user.skills or {}),
+        }
 
     result = _run(_in_transaction(settings, fn))
     click.echo(json.dumps(result) if as_json else f"created {role} {login} (id {result['id']})")
@@ -260,6 +280,7 @@ def channels() -> None:
 @click.option("--greeting", default=None)
 @click.option("--color", default=None, help="Main colour, e.g. #1f6feb.")
 @click.option("--origin", "origins", multiple=True, help="Allowed site origin (repeatable).")
+@click.option("--topic", default=None, help="Routing topic of dialogs from it, e.g. cards.")
 @click.option("--json", "as_json", is_flag=True)
 def channels_add(
     kind: str,
@@ -268,6 +289,7 @@ def channels_add(
     greeting: str | None,
     color: str | None,
     origins: tuple[str, ...],
+    topic: str | None,
     as_json: bool,
 ) -> None:
     """Add a channel. Messenger kinds arrive with their own issue."""
@@ -283,6 +305,7 @@ def channels_add(
             greeting=greeting,
             color=color,
             allowed_origins=list(origins) or None,
+            topic=topic,
         )
         return {"id": channel.id, "kind": channel.kind, "key": channel.key, "name": channel.name}
 
@@ -303,6 +326,7 @@ def channels_add(
 @click.option("--color", default=None)
 @click.option("--origin", "origins", multiple=True, help="Allowed site origin (repeatable).")
 @click.option("--enable/--disable", "is_active", default=None)
+@click.option("--topic", default=None, help="Routing topic of dialogs from it; '' removes it.")
 @click.option("--json", "as_json", is_flag=True)
 def channels_update(
     key: str,
@@ -312,6 +336,7 @@ def channels_update(
     color: str | None,
     origins: tuple[str, ...],
     is_active: bool | None,
+    topic: str | None,
     as_json: bool,
 ) -> None:
     """Change a widget's name, greeting, info message, colour, sites or on/off state."""
@@ -330,6 +355,7 @@ def channels_update(
             info_message=info_message,
             color=color,
             allowed_origins=list(origins) or None,
+            topic=topic,
         )
         return {
             "id": channel.id,
@@ -341,6 +367,102 @@ def channels_update(
 
     result = _run(_in_transaction(settings, fn))
     click.echo(json.dumps(result, ensure_ascii=False) if as_json else f"updated widget {key}")
+
+
+@main.group()
+def kb() -> None:
+    """The bot's knowledge base."""
+
+
+@kb.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def kb_import(file: Path, as_json: bool) -> None:
+    """Create or update articles from a YAML or JSON FILE (all or nothing)."""
+    import yaml
+
+    from okno.bot import service as bot
+
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise click.ClickException(f"{file} is not valid YAML or JSON: {exc}") from None
+
+    async def run(session: AsyncSession) -> Any:
+        return await bot.import_articles(session, data)
+
+    try:
+        report = _run(_in_transaction(_settings(), run))
+    except click.ClickException:
+        raise
+    out = {"created": report.created, "updated": report.updated, "unchanged": report.unchanged}
+    click.echo(json.dumps(out) if as_json else ", ".join(f"{k}: {v}" for k, v in out.items()))
+
+
+@kb.command("export")
+def kb_export() -> None:
+    """Print every active article as YAML (the import format)."""
+    import yaml
+
+    from okno.bot import service as bot
+
+    data = _run(_in_transaction(_settings(), bot.export_articles))
+    click.echo(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, default_flow_style=False))
+
+
+@main.group()
+def bot() -> None:
+    """Ask the bot from the command line."""
+
+
+@bot.command("ask")
+@click.argument("text")
+@click.option("--channel", default=None, help="Answer as for this channel kind (e.g. widget).")
+@click.option("--json", "as_json", is_flag=True)
+def bot_ask(text: str, channel: str | None, as_json: bool) -> None:
+    """What the bot would do with TEXT: answer (with the article) or hand off."""
+    from okno.bot import service as bot_service
+    from okno.bot.index import Retriever
+    from okno.db.base import utcnow
+
+    if not text.strip():
+        raise click.ClickException("the question is empty")
+    settings = _settings()
+
+    async def run(session: AsyncSession) -> Any:
+        items = await bot_service.entries(session)
+        return items, Retriever(items)
+
+    items, retriever = _run(_in_transaction(settings, run))
+    d = bot_service.decide(
+        retriever,
+        text,
+        threshold=settings.bot_answer_threshold,
+        channel=channel,
+        now=utcnow(),
+        answers={e.article_id: e for e in items},
+    )
+    out = {
+        "decision": d.decision,
+        "confidence": d.confidence,
+        "article_id": d.article_id,
+        "suggestions": [
+            {"article_id": h.article_id, "title": h.title, "score": h.score} for h in d.suggestions
+        ],
+        "topic": d.topic,
+        "answer": d.answer,
+        "reason": d.reason,
+    }
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    click.echo(f"{d.decision} ({d.reason}, confidence {d.confidence})")
+    if d.answer:
+        click.echo(d.answer)
+    for h in d.suggestions:
+        click.echo(f"  {h.score:.3f}  {h.article_id}: {h.title}")
 
 
 async def seed_demo(session: AsyncSession) -> list[tuple[str, str, str]]:

@@ -31,6 +31,9 @@ class WidgetUpdate(Input):
     color: str | None = None
     allowed_origins: list[str] | None = None
     is_active: bool | None = None
+    # The routing topic of dialogs started here (a queue with this topic takes them); ""
+    # removes it. The bot or an operator may still set another topic later.
+    topic: str | None = Field(default=None, max_length=100)
     # The public key the bank's <script> tag names; pages still using the old one stop
     # working, so changing it is an admin's decision.
     key: str | None = Field(default=None, min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")

@@ -133,6 +133,8 @@ def validate_widget_config(config: dict[str, Any]) -> None:
     for field in ("greeting", "info_message"):
         if len(str(config.get(field, ""))) > 1000:
             raise BadRequest(f"{field} is longer than 1000 characters", code="text_too_long")
+    if len(str(config.get("topic") or "")) > 100:
+        raise BadRequest("topic is longer than 100 characters", code="text_too_long")
     origins = config.get("allowed_origins", [])
     if not isinstance(origins, list) or not all(
         isinstance(o, str) and o.startswith(("http://", "https://")) for o in origins

@@ -270,9 +270,10 @@ async def tell_out_of_hours(
     session: AsyncSession, conversation: Conversation, message: str, opens_at: datetime
 ) -> None:
     """The queue is closed: the customer learns when an answer will come; the dialog waits."""
-    when = opens_at.strftime("%d.%m в %H:%M")
+    zone = opens_at.tzname() or ""
+    when = opens_at.strftime("%d.%m в %H:%M") + (f" (время {zone})" if zone else "")
     text = (message.strip() + " " if message.strip() else "Сейчас мы не работаем. ") + (
-        f"Ответим {when} (время {opens_at.tzname() or ''})".rstrip(" ()") + "."
+        f"Ответим {when}."
     )
     await add_message(session, conversation, author_kind="system", text=text)
 

@@ -53,6 +53,7 @@ def user_out(user: User) -> UserOut:
         role=user.role,
         team_id=user.team_id,
         capacity=user.capacity,
+        skills=dict(user.skills or {}),
         is_active=user.is_active,
     )
 
@@ -154,6 +155,7 @@ async def create_user(body: UserCreate, admin: AdminUser, state: State) -> UserO
             role=body.role,
             team_id=body.team_id,
             capacity=body.capacity,
+            skills=body.skills,
         )
         return user_out(created)
 
@@ -170,7 +172,8 @@ async def create_user(body: UserCreate, admin: AdminUser, state: State) -> UserO
 
 @router.patch("/users/{user_id}", response_model=UserOut)
 async def update_user(user_id: IdPath, body: UserUpdate, admin: AdminUser, state: State) -> UserOut:
-    """Change a staff account (admins): name, role, team, capacity, on/off, password."""
+    """Change a staff account (admins): name, role, team, capacity, skills, on/off,
+    password."""
     changes: dict[str, Any] = body.model_dump(include=body.model_fields_set, exclude={"password"})
     if body.password is not None:
         changes["password_hash"] = await service.hash_new_password(body.password)

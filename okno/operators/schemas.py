@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 from okno.inputs import MAX_ID, Input
+from okno.operators import skills as skill_rules
 
 Role = Literal["operator", "supervisor", "admin"]  # okno.operators.models.ROLES
 Login = Annotated[
@@ -20,6 +22,26 @@ TeamName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 NewPassword = Annotated[str, Field(max_length=500)]
 TeamId = Annotated[int, Field(ge=1, le=MAX_ID)]
 Capacity = Annotated[int, Field(ge=1, le=50)]
+
+
+def _check_skills(value: object) -> dict[str, int]:
+    # One error on the field itself ("skills", type invalid_skills), whatever is wrong
+    # inside: the admin form shows it next to the skills box.
+    try:
+        return skill_rules.normalize(value)
+    except skill_rules.SkillsError as exc:
+        raise PydanticCustomError("invalid_skills", "{reason}", {"reason": str(exc)}) from None
+
+
+Skills = Annotated[
+    dict[str, int],
+    BeforeValidator(_check_skills),
+    Field(
+        description="Skill name (1-50 letters, digits, _ or -) -> level 1..5; routing "
+        "matches a queue's skill and minimum level against these.",
+        examples=[{"cards": 3, "credits": 1}],
+    ),
+]
 
 
 class TokenRequest(Input):
@@ -41,6 +63,7 @@ class UserOut(BaseModel):
     role: str
     team_id: int | None
     capacity: int
+    skills: dict[str, int] = Field(description='{"cards": 3}: skill -> level 1..5')
     is_active: bool
 
 
@@ -66,11 +89,13 @@ class UserCreate(Input):
     role: Role
     team_id: TeamId | None = None
     capacity: Capacity = 5
+    skills: Skills = Field(default_factory=dict)
 
 
 class UserUpdate(Input):
     """Fields to change; omitted ones stay. ``team_id: null`` takes the user out of their
-    team, so "not given" and ``null`` differ (see ``model_fields_set``)."""
+    team, so "not given" and ``null`` differ (see ``model_fields_set``); ``skills: null``
+    (or ``{}``) clears the skills."""
 
     name: PersonName | None = None
     role: Role | None = None
@@ -78,6 +103,7 @@ class UserUpdate(Input):
     capacity: Capacity | None = None
     is_active: bool | None = None
     password: NewPassword | None = None
+    skills: Skills | None = Field(default=None, description="null or {} clears the skills")
 
     @field_validator("name", "role", "capacity", "is_active", "password")
     @classmethod

@@ -10,7 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+from okno.operators import skills as skill_rules
 from okno.operators.models import ROLES, Team, User
+from okno.routing.triggers import request_dispatch
 from okno.security import tokens
 from okno.security.passwords import hash_password, verify_password
 
@@ -47,6 +49,7 @@ async def create_user(
     team: str | None = None,
     capacity: int = 5,
     password_hash: str | None = None,
+    skills: dict[str, int] | None = None,
 ) -> User:
     """Create a staff user; raises BadRequest for a bad role/password, Conflict if taken.
 
@@ -64,6 +67,7 @@ async def create_user(
         )
     if capacity < 1 or capacity > 100:
         raise BadRequest("capacity must be between 1 and 100", code="invalid_capacity")
+    checked_skills = _skills(skills, error=BadRequest)
     if await session.scalar(select(User.id).where(User.login == login)):
         raise Conflict(f"login {login!r} is taken", code="login_taken")
     team_row = await get_or_create_team(session, name=team) if team else None
@@ -74,10 +78,18 @@ async def create_user(
         role=role,
         team_id=team_row.id if team_row else None,
         capacity=capacity,
+        skills=checked_skills,
     )
     session.add(user)
     await session.flush()
     return user
+
+
+def _skills(value: object, *, error: type[BadRequest] | type[Unprocessable]) -> dict[str, int]:
+    try:
+        return skill_rules.normalize(value)
+    except skill_rules.SkillsError as exc:
+        raise error(str(exc), code="invalid_skills", field="skills") from None
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User | None:
@@ -139,6 +151,7 @@ async def add_user(
     role: str,
     team_id: int | None,
     capacity: int,
+    skills: dict[str, int] | None = None,
 ) -> User:
     """An admin creates an account (the password already checked and hashed by
     ``hash_new_password``). 409 ``login_taken``, 422 ``unknown_team``."""
@@ -155,6 +168,7 @@ async def add_user(
         role=role,
         team_id=await _team_for(session, team_id),
         capacity=capacity,
+        skills=_skills(skills, error=Unprocessable),
         is_active=True,
     )
     session.add(user)
@@ -174,7 +188,8 @@ async def update_user(
     """Apply an admin's changes to an account; returns it and the names of the fields that
     really changed (for the log and for ending stale sockets).
 
-    ``changes`` holds only the fields the client sent: ``team_id: None`` means "no team".
+    ``changes`` holds only the fields the client sent: ``team_id: None`` means "no team",
+    ``skills: None`` no skills.
     A password arrives as ``password_hash``. An admin may not disable or demote themselves
     (409 ``self_lockout``): an installation must never be left with nobody to undo it.
     """
@@ -196,12 +211,15 @@ async def update_user(
         )
     if "team_id" in changes:
         await _team_for(session, changes["team_id"])
+    if "skills" in changes:  # null or {} clears them
+        changes = {**changes, "skills": _skills(changes["skills"], error=Unprocessable)}
     changed: list[str] = []
     columns = {
         "name": "display_name",
         "role": "role",
         "team_id": "team_id",
         "capacity": "capacity",
+        "skills": "skills",
         "is_active": "is_active",
     }
     for field, column in columns.items():
@@ -211,6 +229,8 @@ async def update_user(
     if changes.get("password_hash"):
         user.password_hash = changes["password_hash"]
         changed.append("password")
+    if {"skills", "capacity", "team_id", "is_active"} & set(changed):
+        await request_dispatch(session)  # waiting dialogs may fit this operator now
     await session.flush()
     return user, changed
 

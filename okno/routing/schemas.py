@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from okno.inputs import MAX_ID, Input
 
 Strategy = Literal["least_loaded", "longest_idle"]
+SKILL_PATTERN = r"^[\w-]+$"  # as operators' skill names (okno.operators.skills)
 
 
 class QueueIn(Input):
@@ -17,7 +18,12 @@ class QueueIn(Input):
     topic: str | None = Field(default=None, max_length=100)
     is_default: bool = False
     team_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    skill: str | None = Field(default=None, max_length=100)
+    skill: str | None = Field(
+        default=None,
+        max_length=50,
+        pattern=SKILL_PATTERN,
+        description="Operators need this skill (as in a user's skills) at min_skill_level.",
+    )
     min_skill_level: int = Field(default=1, ge=1, le=5)
     priority: int = Field(default=0, ge=-1000, le=1000)
     strategy: Strategy = "least_loaded"
@@ -39,7 +45,7 @@ class QueuePatch(Input):
     topic: str | None = Field(default=None, max_length=100)
     is_default: bool | None = None
     team_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    skill: str | None = Field(default=None, max_length=100)
+    skill: str | None = Field(default=None, max_length=50, pattern=SKILL_PATTERN)
     min_skill_level: int | None = Field(default=None, ge=1, le=5)
     priority: int | None = Field(default=None, ge=-1000, le=1000)
     strategy: Strategy | None = None
@@ -48,6 +54,22 @@ class QueuePatch(Input):
     hours: dict[str, Any] | None = None
     out_of_hours_message: str | None = Field(default=None, max_length=1000)
     is_active: bool | None = None
+
+    @field_validator(
+        "name",
+        "is_default",
+        "min_skill_level",
+        "priority",
+        "strategy",
+        "out_of_hours_message",
+        "is_active",
+    )
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # null clears only what may be empty (team, skill, overflow, hours, topic)
+        if value is None:
+            raise ValueError("may not be null; leave the field out to keep it")
+        return value
 
 
 class QueueOut(BaseModel):

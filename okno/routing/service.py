@@ -89,6 +89,13 @@ async def save_queue(session: AsyncSession, queue: Queue | None, values: dict[st
         queue = Queue(**values)
         session.add(queue)
     else:
+        if values.get("is_active") is False and queue.is_active:
+            # its waiting dialogs are placed again (default queue), not stranded in it
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.queue_id == queue.id, Conversation.status == "waiting")
+                .values(queue_id=None, queued_at=None)
+            )
         for key, value in values.items():
             setattr(queue, key, value)
     await session.flush()
@@ -342,6 +349,9 @@ async def dispatch(
             )
             .order_by(Conversation.priority.desc(), Conversation.sla_due_at, Conversation.id)
             .limit(batch)
+            # a take or close in flight keeps its dialog (next pass); one that committed
+            # after this read began is re-checked, never overwritten (PostgreSQL)
+            .with_for_update(skip_locked=True)
         )
     ).all()
     decisions: list[Decision] = []
@@ -439,27 +449,27 @@ async def requeue_abandoned(
 
     now = now or utcnow()
     limit = now - timedelta(seconds=grace_seconds)
+    # Operators without a presence row never opened a workspace (API integrations, a
+    # supervisor's assignment to someone not yet in): nothing to wait for, nothing to undo.
     gone = or_(
         and_(Presence.status != "online", Presence.since < limit),
-        Presence.last_seen_at.is_(None),
         Presence.last_seen_at < limit - CONNECTED_WITHIN,
     )
     rows = (
         await session.scalars(
             select(Conversation)
             .join(User, User.id == Conversation.assignee_id)
-            .outerjoin(Presence, Presence.user_id == User.id)
-            .where(
-                Conversation.status == "assigned",
-                User.role == "operator",
-                or_(Presence.user_id.is_(None), gone),
-            )
+            .join(Presence, Presence.user_id == User.id)
+            .where(Conversation.status == "assigned", User.role == "operator", gone)
         )
     ).all()
     for conv in rows:
         previous = conv.assignee_id
         await actions.requeue(session, conv)
         conv.priority = (conv.priority or 0) + rules.FRONT_BONUS
+        queue = await session.get(Queue, conv.queue_id) if conv.queue_id else None
+        if queue is not None and queue.team_id and conv.team_id == queue.overflow_team_id:
+            conv.team_id = queue.team_id  # overflowed out: back to its own team (B may still)
         session.add(
             Assignment(
                 conversation_id=conv.id,

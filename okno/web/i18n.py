@@ -112,6 +112,33 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "You cannot open this dialog: it belongs to another team",
     ),
     "dialog.forbidden_title": ("Нет доступа", "Access denied"),
+    "why.button": ("Почему назначен", "Why assigned"),
+    "why.title": ("Почему диалог у этого оператора", "Why this dialog went where it did"),
+    "why.empty": (
+        "Диалог ещё никому не назначали",
+        "The dialog has not been assigned yet",
+    ),
+    "why.kind_auto": ("Назначен автоматически", "Assigned automatically"),
+    "why.kind_take": ("Оператор взял сам", "Taken by the operator"),
+    "why.kind_manual": ("Назначен вручную", "Assigned by hand"),
+    "why.kind_transfer": ("Передан", "Transferred"),
+    "why.kind_requeue": ("Возвращён в очередь", "Back in the queue"),
+    "why.by": ("Кто", "By"),
+    "why.rule": ("Правило", "Rule"),
+    "why.rule_queue": ("очередь «{name}»", "queue “{name}”"),
+    "why.rule_overflow": (
+        "переполнение очереди «{name}»: подключена вторая команда",
+        "overflow of queue “{name}”: the second team helped",
+    ),
+    "why.rule_no_queue": ("без очереди (общая)", "no queue (common line)"),
+    "why.rule_by_hand": ("вручную", "by hand"),
+    "why.strategy": ("Стратегия", "Strategy"),
+    "why.waited": ("Клиент ждал", "The customer waited"),
+    "why.candidates": ("Кого рассматривали (лучший — первым)", "Candidates weighed (best first)"),
+    "why.load": ("Загрузка", "Load"),
+    "why.idle": ("Без нового диалога", "Idle for"),
+    "why.skill": ("Навык", "Skill"),
+    "why.never": ("ещё не получал", "none yet"),
     "msg.note": ("заметка", "note"),
     "msg.customer": ("Клиент", "Customer"),
     "msg.operator": ("Оператор", "Operator"),
@@ -196,6 +223,8 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "admin.new_user": ("Новый сотрудник", "New staff member"),
     "admin.new_team": ("Новая команда", "New team"),
     "admin.new_template": ("Новый шаблон", "New template"),
+    "admin.queues": ("Очереди", "Queues"),
+    "admin.new_queue": ("Новая очередь", "New queue"),
     "field.login": ("Логин", "Login"),
     "field.name": ("Имя", "Name"),
     "field.password": ("Пароль", "Password"),
@@ -216,6 +245,13 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "Sites allowed to embed the widget (one per line)",
     ),
     "field.key": ("Ключ виджета", "Widget key"),
+    "field.widget_topic": ("Тема обращений с этого виджета", "Topic of dialogs from this widget"),
+    "field.widget_topic_hint": (
+        "Для маршрутизации: диалог попадёт в очередь с этой темой, например cards; пусто — "
+        "тему определит бот или оператор",
+        "For routing: the dialog joins the queue with this topic, e.g. cards; empty: the bot "
+        "or an operator sets the topic",
+    ),
     "field.scope": ("Доступ", "Scope"),
     "field.shortcut": ("Сокращение", "Shortcut"),
     "field.title": ("Название", "Title"),
@@ -225,6 +261,84 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "{{operator.first_name}}, {{operator.name}}",
         "Placeholders: {{customer.first_name}}, {{customer.name}}, "
         "{{operator.first_name}}, {{operator.name}}",
+    ),
+    "field.skills": ("Навыки", "Skills"),
+    "field.skills_hint": (
+        "Через запятую навык:уровень (1–5), например cards:3, credits:1; без уровня — 1",
+        "Comma-separated skill:level (1–5), e.g. cards:3, credits:1; no level means 1",
+    ),
+    "field.queue_name": ("Название", "Name"),
+    "field.topic": ("Тема", "Topic"),
+    "field.priority": ("Приоритет", "Priority"),
+    "field.skill": ("Нужный навык", "Skill needed"),
+    "field.min_skill_level": ("Уровень навыка не ниже", "Skill level at least"),
+    "field.strategy": ("Кому отдавать диалог", "Who gets the dialog"),
+    "field.is_default": (
+        "Очередь по умолчанию (диалоги без темы или с незнакомой темой)",
+        "Default queue (dialogs with no topic or an unknown one)",
+    ),
+    "field.overflow_team": ("Команда на случай переполнения", "Overflow team"),
+    "field.overflow_after": (
+        "Подключать её, когда клиент ждёт дольше, секунд",
+        "Let it help once a customer waits longer than, seconds",
+    ),
+    "field.hours": ("Часы работы", "Business hours"),
+    "field.timezone": ("Часовой пояс", "Time zone"),
+    "field.holidays": (
+        "Праздники, когда очередь закрыта (даты через запятую)",
+        "Holidays when the queue is closed (comma-separated dates)",
+    ),
+    "field.out_of_hours_message": (
+        "Сообщение клиенту в нерабочее время",
+        "Message to the customer out of hours",
+    ),
+    "field.queue_active": ("Очередь работает", "Queue in use"),
+    "day.mon": ("Понедельник", "Monday"),
+    "day.tue": ("Вторник", "Tuesday"),
+    "day.wed": ("Среда", "Wednesday"),
+    "day.thu": ("Четверг", "Thursday"),
+    "day.fri": ("Пятница", "Friday"),
+    "day.sat": ("Суббота", "Saturday"),
+    "day.sun": ("Воскресенье", "Sunday"),
+    "strategy.least_loaded": ("Наименее загруженному", "Least loaded"),
+    "strategy.longest_idle": ("Дольше всех без нового диалога", "Longest idle"),
+    "queue.topic_hint": (
+        "Диалоги с этой темой ждут в этой очереди: тема точки входа (виджета), бота или "
+        "передачи, например cards",
+        "Dialogs with this topic wait in this queue: the topic of the entry point (widget), "
+        "the bot or a transfer, e.g. cards",
+    ),
+    "queue.priority_hint": (
+        "Больше — раньше других очередей; например, мошенничество 100",
+        "Higher goes before other queues; e.g. fraud 100",
+    ),
+    "queue.skill_hint": (
+        "Пусто — подойдёт любой оператор команды",
+        "Empty: any operator of the team will do",
+    ),
+    "queue.hours_hint": (
+        "Для каждого дня интервал вида 09:00-18:00 (несколько — через запятую); пустой "
+        "день — выходной. Если не заполнен ни один день — круглосуточно.",
+        "For each day a span like 09:00-18:00 (several: comma-separated); an empty day is "
+        "closed. With no day filled in the queue works around the clock.",
+    ),
+    "queue.out_of_hours_hint": (
+        "okno добавит, когда ответим, например «Ответим 12.01 в 09:00»",
+        "okno adds when the answer will come, e.g. “Ответим 12.01 в 09:00”",
+    ),
+    "queue.skill_level": ("Навык / уровень", "Skill / level"),
+    "queue.overflow": ("Переполнение", "Overflow"),
+    "queue.overflow_value": ("{team} через {after}", "{team} after {after}"),
+    "queue.open_now": ("Сейчас", "Now"),
+    "queue.open": ("открыта", "open"),
+    "queue.closed": ("закрыта", "closed"),
+    "queue.always": ("круглосуточно", "around the clock"),
+    "queue.inactive": ("выключена", "not in use"),
+    "queue.default": ("по умолчанию", "default"),
+    "queue.any_team": ("любая команда", "any team"),
+    "queue.none": (
+        "Очередей пока нет: все диалоги ждут в одной общей очереди",
+        "No queues yet: every dialog waits in one common line",
     ),
     "role.operator": ("Оператор", "Operator"),
     "role.supervisor": ("Супервизор", "Supervisor"),
@@ -247,6 +361,10 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "invalid.less_than_equal": ("Не больше {le}", "At most {le}"),
     "invalid.int_parsing": ("Нужно целое число", "A whole number, please"),
     "invalid.literal_error": ("Выберите одно из значений списка", "Pick one of the listed values"),
+    "invalid.invalid_skills": (
+        "Навыки: название из букв, цифр, _ или - и уровень от 1 до 5, например cards:3, credits:1",
+        "Skills: a name of letters, digits, _ or - and a level 1 to 5, e.g. cards:3, credits:1",
+    ),
     # errors by server code; the server's English detail is the fallback
     "error.generic": ("Ошибка {status}", "Error {status}"),
     "error.bad_credentials": ("Неверный логин или пароль", "Wrong login or password"),
@@ -281,6 +399,23 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "Unknown placeholder {{{unknown}}}; use {{customer.first_name}}, "
         "{{customer.name}}, {{operator.first_name}}, {{operator.name}}",
     ),
+    "error.invalid_skills": (
+        "Навыки: название из букв, цифр, _ или - и уровень от 1 до 5, например cards:3, credits:1",
+        "Skills: a name of letters, digits, _ or - and a level 1 to 5, e.g. cards:3, credits:1",
+    ),
+    "error.bad_hours": (
+        "Часы работы не распознаны: интервалы вида 09:00-18:00 (часы 00–23), даты вида "
+        "2026-12-31, часовой пояс вида Europe/Moscow",
+        "Business hours not understood: spans like 09:00-18:00 (hours 00–23), dates like "
+        "2026-12-31, a time zone like Europe/Moscow",
+    ),
+    "error.bad_strategy": ("Выберите стратегию из списка", "Pick a strategy from the list"),
+    "error.name_taken": ("Такое название уже есть", "This name is taken"),
+    "error.topic_taken": (
+        "Эта тема уже у другой очереди",
+        "Another queue already has this topic",
+    ),
+    "error.queue_not_found": ("Очередь не найдена", "No such queue"),
     "error.login_taken": ("Такой логин уже есть", "This login is taken"),
     "error.team_exists": ("Такая команда уже есть", "This team exists"),
     "error.key_taken": ("Такой ключ уже используется", "This key is in use"),

@@ -53,6 +53,7 @@ def test_admin_creates_a_user_who_can_sign_in(client: TestClient, staff: Staff) 
         "role": "operator",
         "team_id": team,
         "capacity": 3,
+        "skills": {},
         "is_active": True,
     }
     token = client.post(

@@ -128,6 +128,27 @@ def test_users_create(env: dict[str, str]) -> None:
     assert _count(migrated, "SELECT count(*) FROM teams WHERE name = 'Кредиты'") == 0
 
 
+def test_users_create_with_skills(env: dict[str, str]) -> None:
+    base = ["users", "create", "--password", PASSWORD, "--role", "operator", "--json"]
+    created = run_cli([*base, "--login", "anna", "--skills", "cards:3, credits,карты:5"], env)
+    assert json.loads(created.stdout)["skills"] == {"cards": 3, "credits": 1, "карты": 5}
+    with sqlite3.connect(Path(env["OKNO_DATA_DIR"]) / "okno.db") as conn:
+        stored = conn.execute("SELECT skills FROM users WHERE login = 'anna'").fetchone()[0]
+    assert json.loads(stored) == {"cards": 3, "credits": 1, "карты": 5}
+
+    bad_level, bad_name, twice = run_many(
+        [
+            ([*base, "--login", "boris", "--skills", "cards:7"], env),
+            ([*base, "--login", "boris", "--skills", "card s:2"], env),
+            ([*base, "--login", "boris", "--skills", "cards:1,cards:2"], env),
+        ]
+    )
+    assert_clean_failure(bad_level, "--skills", "cards", "1-5")
+    assert_clean_failure(bad_name, "--skills", "card s")
+    assert_clean_failure(twice, "--skills", "twice")
+    assert _count(env, "SELECT count(*) FROM users") == 1
+
+
 def test_channels_add_widget(env: dict[str, str]) -> None:
     migrated = env
     added = run_cli(["channels", "add", "widget", "--key", "acme", "--json"], migrated)

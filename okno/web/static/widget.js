@@ -22,6 +22,11 @@
  * open and the tab visible, POST /api/v1/widget/read {"up_to_seq"} with the newest
  * operator/bot message shown, at most once a second. It shows "оператор печатает…" for
  * 5 s after a typing.started event from staff, or until the staff message arrives.
+ *
+ * While the dialog waits for an operator, a line above the text box shows the customer's
+ * place in line and the expected wait, or when a closed queue will answer (GET
+ * /api/v1/widget/queue: a moment after the message is accepted, then every 15 s, until the
+ * conversation.assigned or conversation.closed event).
  */
 (() => {
   "use strict";
@@ -81,6 +86,16 @@
       closeImage: "Закрыть изображение",
       messages: "Сообщения",
       staffTyping: "Оператор печатает…",
+      queuePlace: (n) => "Вы в очереди: " + n + "-й",
+      queueWait: (s) =>
+        s < 60 ? "ожидание меньше минуты"
+          : s < 5400 ? "ожидание около " + Math.round(s / 60) + " мин"
+            : "ожидание около " + Math.round(s / 3600) + " ч",
+      queueOpens: (when) => "Ответим " + when,
+      today: "сегодня",
+      tomorrow: "завтра",
+      on: "",
+      at: " в ",
       kb: "КБ",
       mb: "МБ",
       // Server error codes (the English `detail` is the fallback for unknown ones).
@@ -136,12 +151,28 @@
       closeImage: "Close image",
       messages: "Messages",
       staffTyping: "Agent is typing…",
+      queuePlace: (n) => "You are " + n + ordinal(n) + " in line",
+      queueWait: (s) =>
+        s < 60 ? "under a minute"
+          : s < 5400 ? "about " + Math.round(s / 60) + " min"
+            : "about " + Math.round(s / 3600) + " h",
+      queueOpens: (when) => "We will answer " + when,
+      today: "today",
+      tomorrow: "tomorrow",
+      on: "on ",
+      at: " at ",
       kb: "KB",
       mb: "MB",
       errors: {},
     },
   };
   const T = TEXTS[LANG];
+
+  function ordinal(n) {
+    const tens = n % 100;
+    if (tens >= 11 && tens <= 13) return "th";
+    return { 1: "st", 2: "nd", 3: "rd" }[n % 10] || "th";
+  }
 
   // ---------------------------------------------------------------- storage
 
@@ -521,12 +552,24 @@
       startDelay = 1000;
       connectWs();
       pump();
+      if (!line.checkedOnStart) {
+        // Back on the page while the dialog waits: show the place in line again.
+        line.checkedOnStart = true;
+        if (hasCustomerMessages()) watchQueue(0);
+      }
     } catch (e) {
       setStatus("offline");
       if (state.fatal) return; // unknown widget or site not allowed: nothing to retry
       startTimer = setTimeout(start, startDelay);
       startDelay = Math.min(startDelay * 2, 30000);
     }
+  }
+
+  function hasCustomerMessages() {
+    for (const item of state.items.values()) {
+      if (item.kind === "message" && item.msg && item.msg.author_kind === "customer") return true;
+    }
+    return false;
   }
 
   // ---------------------------------------------------------------- realtime
@@ -681,6 +724,7 @@
       case "conversation.closed": {
         hideStaffTyping();
         const conv = p.conversation || {};
+        queueEnded(conv.id != null ? conv.id : env.conversation_id, false);
         showRating(conv.id != null ? conv.id : env.conversation_id, env.seq);
         break;
       }
@@ -688,6 +732,9 @@
       case "conversation.transferred": {
         const conv = p.conversation || {};
         const who = conv.assignee && conv.assignee.name ? conv.assignee.name : "";
+        if (env.type === "conversation.assigned") {
+          queueEnded(conv.id != null ? conv.id : env.conversation_id, true);
+        }
         if (env.type === "conversation.assigned" && !who) break;
         addNotice(env.seq, env.type === "conversation.assigned" ? T.assigned(who) : T.transferred(who));
         break;
@@ -954,6 +1001,7 @@
             item.dirty = true;
             outboxRemove(item.cmid);
           }
+          watchQueue(); // the dialog may be waiting for an operator now
           pumpDelay = 1000;
           render();
           continue;
@@ -1104,6 +1152,130 @@
     }
     readBusy = false;
     scheduleRead();
+  }
+
+  // ---------------------------------------------------------------- place in line
+
+  // While the customer's dialog waits for an operator the widget shows their place in line
+  // and the expected wait (or, when the queue is closed, when the answer will come). It asks
+  // GET /api/v1/widget/queue a moment after a message of theirs is accepted (routing places
+  // a new dialog right after it is stored), then every 15 s; it stops when the dialog is
+  // assigned or closed (events), or when the server says three times in a row that nothing
+  // of theirs is waiting (the dialog was already with an operator).
+  const QUEUE_FIRST = 1000;
+  const QUEUE_EVERY = 15000;
+  const QUEUE_RECHECK = 3000;
+  const QUEUE_MISSES = 3;
+  const line = {
+    active: false, timer: null, busy: false, misses: 0, info: null,
+    served: null, // the dialog an operator took (its events need no more polling)
+    checkedOnStart: false,
+  };
+
+  /** The dialog the customer is in now: the one of the newest message. */
+  function currentConversation() {
+    let newest = -1;
+    let conv = state.conversationId;
+    for (const item of state.items.values()) {
+      const m = item.msg;
+      if (item.kind === "message" && m && typeof m.seq === "number" && m.seq > newest) {
+        newest = m.seq;
+        conv = m.conversation_id;
+      }
+    }
+    return conv;
+  }
+
+  function watchQueue(delay) {
+    if (line.active) return;
+    if (line.served != null && line.served === currentConversation()) return;
+    line.active = true;
+    line.misses = 0;
+    scheduleQueue(delay == null ? QUEUE_FIRST : delay);
+  }
+
+  function scheduleQueue(delay) {
+    clearTimeout(line.timer);
+    line.timer = setTimeout(checkQueue, delay);
+  }
+
+  function stopQueue() {
+    line.active = false;
+    clearTimeout(line.timer);
+    line.timer = null;
+    line.info = null;
+    renderQueue();
+  }
+
+  /** An event says this dialog has an operator now, or is over: no line any more. */
+  function queueEnded(convId, served) {
+    const current = currentConversation();
+    if (convId != null && current != null && convId !== current) return; // an older dialog
+    line.served = served ? (convId != null ? convId : current) : null;
+    stopQueue();
+  }
+
+  async function checkQueue() {
+    line.timer = null;
+    if (!line.active || line.busy) return;
+    line.busy = true;
+    let info = null;
+    let ok = false;
+    try {
+      const res = await api("/api/v1/widget/queue");
+      if (res.ok) {
+        info = await res.json();
+        ok = true;
+      }
+    } catch (e) {
+      /* offline: ask again later */
+    }
+    line.busy = false;
+    if (!line.active) return; // assigned or closed meanwhile
+    if (!ok) {
+      scheduleQueue(QUEUE_EVERY);
+      return;
+    }
+    const waiting = !!info && (info.position != null || !!info.opens_at);
+    line.info = waiting ? info : null;
+    renderQueue();
+    if (waiting) line.misses = 0;
+    else if (++line.misses >= QUEUE_MISSES) {
+      stopQueue();
+      return;
+    }
+    scheduleQueue(waiting ? QUEUE_EVERY : QUEUE_RECHECK);
+  }
+
+  /** "сегодня в 09:00", "завтра в 09:00", "12 января в 09:00" in the customer's time. */
+  function fmtWhen(iso) {
+    const d = new Date(iso);
+    if (isNaN(d.getTime())) return "";
+    const locale = LANG === "en" ? "en-GB" : "ru-RU";
+    const time = d.toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" });
+    const midnight = (x) => new Date(x.getFullYear(), x.getMonth(), x.getDate()).getTime();
+    const days = Math.round((midnight(d) - midnight(new Date())) / 86400000);
+    if (days <= 0) return T.today + T.at + time;
+    if (days === 1) return T.tomorrow + T.at + time;
+    return T.on + d.toLocaleDateString(locale, { day: "numeric", month: "long" }) + T.at + time;
+  }
+
+  function renderQueue() {
+    if (!ui) return;
+    const info = line.info;
+    let text = "";
+    const when = info && info.opens_at ? fmtWhen(info.opens_at) : "";
+    if (when) text = T.queueOpens(when);
+    if (!text && info && info.position != null) {
+      text = T.queuePlace(info.position);
+      if (info.expected_wait_seconds != null) text += " · " + T.queueWait(info.expected_wait_seconds);
+    }
+    ui.queue.textContent = text;
+    ui.queue.hidden = !text;
+    if (info && info.position != null) ui.queue.setAttribute("data-position", String(info.position));
+    else ui.queue.removeAttribute("data-position");
+    if (info && info.opens_at) ui.queue.setAttribute("data-closed", "1");
+    else ui.queue.removeAttribute("data-closed");
   }
 
   // ---------------------------------------------------------------- attachments
@@ -1322,6 +1494,17 @@ button { font: inherit; cursor: pointer; }
   padding: 2px 16px 6px; background: #f4f5f7; color: #6b7280; font-size: 12px; font-style: italic;
 }
 .typing[hidden] { display: none; }
+.queue {
+  display: flex; align-items: center; gap: 8px; padding: 7px 14px; background: #f4f5f7;
+  border-top: 1px solid #e5e7eb; color: #374151; font-size: 12.5px;
+}
+.queue::before {
+  content: ""; width: 8px; height: 8px; flex: none; border-radius: 50%; background: var(--okno-color);
+  animation: okno-pulse 1.6s ease-in-out infinite;
+}
+.queue[data-closed]::before { background: #9ca3af; animation: none; }
+.queue[hidden] { display: none; }
+@keyframes okno-pulse { 0%, 100% { opacity: 1; } 50% { opacity: .35; } }
 .composer { display: flex; align-items: flex-end; gap: 6px; padding: 8px; border-top: 1px solid #e5e7eb; background: #fff; }
 .composer textarea {
   flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 12px; padding: 9px 12px;
@@ -1354,7 +1537,7 @@ button { font: inherit; cursor: pointer; }
   .root.is-open .bubble { display: none; }
   .bubble { right: 16px; bottom: 16px; }
 }
-@media (prefers-reduced-motion: reduce) { .window { animation: none; } .bubble { transition: none; } }
+@media (prefers-reduced-motion: reduce) { .window, .queue::before { animation: none; } .bubble { transition: none; } }
 `;
 
   let ui = null;
@@ -1409,18 +1592,19 @@ button { font: inherit; cursor: pointer; }
       "aria-live": "polite",
       hidden: true,
     }, T.staffTyping);
+    const queue = h("div", { class: "queue", "data-okno": "queue", role: "status", "aria-live": "polite", hidden: true });
 
     const win = h(
       "div",
       { class: "window", "data-okno": "window", role: "dialog", "aria-label": T.title, hidden: true },
-      header, info, banner, messages, typing, composer,
+      header, info, banner, messages, typing, queue, composer,
     );
     const root = h("div", { class: "root", lang: LANG }, bubble, win);
     shadow.append(style, root);
 
     ui = {
       host, shadow, root, bubble, badge, win, avatar, title, status, statusText, closeBtn,
-      info, banner, greeting, greetingBody, messages, typing, input, file, attach, send,
+      info, banner, greeting, greetingBody, messages, typing, queue, input, file, attach, send,
     };
 
     bubble.addEventListener("click", () => (state.isOpen ? close() : open()));

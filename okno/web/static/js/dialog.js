@@ -81,6 +81,7 @@ export class DialogView {
       }
       if (c.status === "closed") add(t("dialog.reopen"), "reopen", () => this.act("reopen"));
     }
+    if (isSupervisor()) add(t("why.button"), "why-assigned", () => this.whyAssigned(), "btn btn-small");
     if (this.onCloseTab) {
       actions.append(h("button", { class: "btn-icon", type: "button", title: t("common.close"), text: "✕", onclick: () => this.onCloseTab() }));
     }
@@ -541,6 +542,68 @@ export class DialogView {
     });
     document.body.append(back);
     form.querySelector("select, input, textarea")?.focus();
+  }
+
+  /** Supervisors and admins: every assignment of the dialog and why (rule, strategy, the
+   *  candidates weighed), from GET /conversations/{id}/assignments, in a modal. */
+  async whyAssigned() {
+    let data;
+    let users;
+    try {
+      [data, users] = await Promise.all([
+        api(`/api/v1/conversations/${this.conv.id}/assignments`),
+        api("/api/v1/users").catch(() => ({ users: [] })),
+      ]);
+    } catch (err) {
+      toast(err.text || String(err), "error");
+      return;
+    }
+    const names = new Map(users.users.map((u) => [u.id, u.name]));
+    const nameOf = (id) => (id == null ? t("dialog.nobody") : names.get(id) || `#${id}`);
+    const kinds = {
+      auto: t("why.kind_auto"), take: t("why.kind_take"), manual: t("why.kind_manual"),
+      transfer: t("why.kind_transfer"), requeue: t("why.kind_requeue"),
+    };
+    const strategies = { least_loaded: t("strategy.least_loaded"), longest_idle: t("strategy.longest_idle") };
+    const ruleText = (rule) => {
+      if (rule.startsWith("queue:")) return t("why.rule_queue", { name: rule.slice(6) });
+      if (rule.startsWith("overflow:")) return t("why.rule_overflow", { name: rule.slice(9) });
+      if (rule === "no queue") return t("why.rule_no_queue");
+      if (rule === "by hand") return t("why.rule_by_hand");
+      return rule;
+    };
+    const row = (label, value) => (value ? h("div", { class: "why-row" }, h("span", { class: "muted", text: label }), h("span", { text: value })) : null);
+    const candidates = (a) => {
+      if (!a.candidates || !a.candidates.length) return null;
+      return h("table", { class: "data", "data-okno": "why-candidates" },
+        h("thead", {}, h("tr", {}, ...[t("dialog.assignee"), t("why.load"), t("why.idle"), t("why.skill")]
+          .map((x, i) => h("th", { class: i ? "num" : "", text: x })))),
+        h("tbody", {}, ...a.candidates.map((c) => h("tr", { "data-okno": "why-candidate", "data-chosen": String(c.user_id === a.user_id) },
+          h("td", {}, c.user_id === a.user_id ? h("strong", { text: `✓ ${c.name || nameOf(c.user_id)}` }) : (c.name || nameOf(c.user_id))),
+          h("td", { class: "num", text: `${c.load} / ${c.capacity}` }),
+          h("td", { class: "num", text: c.idle_seconds >= 10 ** 7 ? t("why.never") : fmtDuration(c.idle_seconds) }),
+          h("td", { class: "num", text: c.skill_level == null ? "—" : String(c.skill_level) })))));
+    };
+    const items = data.assignments.map((a) => h("li", { class: "why-item", "data-okno": "why-assignment", "data-kind": a.kind },
+      h("div", { class: "why-head" },
+        h("strong", { text: kinds[a.kind] || a.kind }),
+        h("span", { class: "muted", text: fmtTime(a.at) })),
+      row(t("dialog.assignee"), a.kind === "requeue" ? "" : nameOf(a.user_id)),
+      row(t("why.by"), a.actor_id != null ? nameOf(a.actor_id) : ""),
+      row(t("why.rule"), a.rule ? ruleText(a.rule) : ""),
+      row(t("why.strategy"), a.strategy ? strategies[a.strategy] || a.strategy : ""),
+      row(t("why.waited"), a.waited_seconds ? fmtDuration(a.waited_seconds) : ""),
+      a.candidates && a.candidates.length ? h("div", { class: "muted", text: t("why.candidates") }) : null,
+      candidates(a)));
+    const close = h("button", { class: "btn", type: "button", text: t("common.close"), "data-okno": "why-close", onclick: () => back.remove() });
+    const box = h("div", { class: "modal wide", role: "dialog", "aria-label": t("why.title"), "data-okno": "why-modal" },
+      h("h2", { text: t("why.title") }),
+      items.length ? h("ol", { class: "why-list" }, ...items) : h("p", { class: "empty", text: t("why.empty") }),
+      h("div", { class: "buttons" }, close));
+    const back = h("div", { class: "modal-back", onclick: (e) => e.target === back && back.remove() }, box);
+    back.addEventListener("keydown", (e) => e.key === "Escape" && back.remove());
+    document.body.append(back);
+    close.focus();
   }
 
   async transferDialog() {

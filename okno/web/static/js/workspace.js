@@ -7,6 +7,8 @@ import {
 } from "./core.js";
 import { DialogView, waitText } from "./dialog.js";
 
+const QUEUE_NOTICE_DELAY_MS = 2500;
+
 const state = {
   convs: new Map(), // id -> ConversationOut (open dialogs I may see)
   filter: "mine",
@@ -318,10 +320,16 @@ function handleEvent(ev) {
     const wasMine = before && mine(before);
     upsert(conv);
     if (ev.type === "conversation.created" && conv.status === "waiting") {
+      // Routing usually gives a new dialog to someone within a moment; the queue is
+      // announced to everyone only when it is still waiting after that.
       state.created.set(id, Date.now());
-      notify(t("inbox.new_dialog"), `${conv.customer.name} · ${channelLabel(conv.channel.kind)}`, id);
+      setTimeout(() => {
+        const now = state.convs.get(id);
+        if (now && now.status === "waiting") notify(t("inbox.new_dialog"), `${now.customer.name} · ${channelLabel(now.channel.kind)}`, id);
+      }, QUEUE_NOTICE_DELAY_MS);
     } else if (!wasMine && mine(conv) && !recentlyActed(id)) {
-      notify(t("inbox.handed_to_you"), conv.customer.name, id); // a colleague or a supervisor
+      const routed = p.reason === "auto";
+      notify(t(routed ? "inbox.new_dialog" : "inbox.handed_to_you"), `${conv.customer.name} · ${channelLabel(conv.channel.kind)}`, id);
     }
   } else if (ev.type === "message.created") {
     const m = p.message;
