@@ -468,8 +468,10 @@ async def requeue_abandoned(
         await actions.requeue(session, conv)
         conv.priority = (conv.priority or 0) + rules.FRONT_BONUS
         queue = await session.get(Queue, conv.queue_id) if conv.queue_id else None
-        if queue is not None and queue.team_id and conv.team_id == queue.overflow_team_id:
-            conv.team_id = queue.team_id  # overflowed out: back to its own team (B may still)
+        if queue is not None and (queue.team_id is None or conv.team_id == queue.overflow_team_id):
+            # back to the queue's own team (an overflow team may still help later), or to
+            # anybody for a queue without a team: not only the team of who served it first
+            conv.team_id = queue.team_id
         session.add(
             Assignment(
                 conversation_id=conv.id,

@@ -163,6 +163,24 @@ async def test_dialogs_of_a_disconnected_operator_return_after_the_grace_period(
     assert [a.kind for a in await assignments(db, served)] == ["auto", "requeue"]
 
 
+async def test_a_dialog_of_a_queue_without_a_team_is_open_to_every_team_again_when_returned(
+    db: Database, staff: Staff
+) -> None:
+    await make_queue(db, name="Общие вопросы", is_default=True)  # no team: anybody
+    start = clock()
+    await operator(db, staff["anna"], now=start)  # team Поддержка
+    served = await arrive(db, staff.widget_id, "anyone")
+    await dispatch(db, start)
+    assert await assignee(db, served) == staff["anna"]
+
+    # Анна leaves; only Ольга of another team is there
+    gone = later(start, GRACE + 61)
+    await operator(db, staff["olga"], now=gone)
+    assert await requeue(db, grace_seconds=GRACE, now=gone) == [served]
+    await dispatch(db, gone)
+    assert await assignee(db, served) == staff["olga"]
+
+
 async def test_a_connected_online_operator_keeps_their_dialogs(db: Database, staff: Staff) -> None:
     start = clock()
     await operator(db, staff["anna"], now=start)
