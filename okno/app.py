@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from okno import health
 from okno.analytics import api as analytics_api
 from okno.bot import api as bot_api
+from okno.bot.service import knowledge_for
 from okno.bus.factory import make_bus
 from okno.channels import api as channels_api
 from okno.channels.widget import api as widget_api
@@ -148,6 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
         hub=hub,
         metrics=metrics,
         signing_key=settings.signing_key(),
+        kb=knowledge_for(settings.effective_database_url),
     )
 
     async def publish(events: list[dict[str, Any]]) -> None:

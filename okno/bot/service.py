@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as dtime
@@ -25,7 +24,6 @@ from okno.errors import BadRequest
 
 ARTICLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 FIELDS = ("title", "questions", "answer", "topic", "tags", "channels", "valid_from", "valid_to")
-REFRESH_SECONDS = 3.0
 # Asking for a person always reaches a person, however the rest of the message scores.
 HUMAN_LEMMAS = {"оператор"}
 
@@ -221,29 +219,34 @@ async def fingerprint(session: AsyncSession) -> tuple[int, int, str]:
 
 
 class KnowledgeBase:
-    """This process's retriever, kept in step with the database."""
+    """This process's retriever, kept in step with the database: one aggregate query per
+    use tells whether the base changed (an edit through another process included)."""
 
     def __init__(self) -> None:
         self.retriever = Retriever([])
         self.answers: dict[str, Entry] = {}
         self._fingerprint: tuple[int, int, str] | None = None
-        self._checked = 0.0
         self._lock = asyncio.Lock()
 
     async def current(self, session: AsyncSession) -> Retriever:
-        if time.monotonic() - self._checked < REFRESH_SECONDS and self._fingerprint is not None:
+        mark = await fingerprint(session)
+        if mark == self._fingerprint:
             return self.retriever
         async with self._lock:
-            if time.monotonic() - self._checked < REFRESH_SECONDS and self._fingerprint is not None:
-                return self.retriever
-            mark = await fingerprint(session)
             if mark != self._fingerprint:
                 items = await entries(session)
                 self.retriever = await asyncio.to_thread(Retriever, items)
                 self.answers = {e.article_id: e for e in items}
                 self._fingerprint = mark
-            self._checked = time.monotonic()
         return self.retriever
+
+
+_BASES: dict[str, KnowledgeBase] = {}
+
+
+def knowledge_for(database_url: str) -> KnowledgeBase:
+    """One retriever per database in this process, shared by the API and the worker."""
+    return _BASES.setdefault(database_url, KnowledgeBase())
 
 
 # ------------------------------------------------------------------ deciding

@@ -325,3 +325,34 @@ async def mark_read_by_staff(
     )
     await record_read(session, conversation, reader="staff", up_to_seq=up_to_seq)
     return conversation
+
+
+# ------------------------------------------------------------------ for the bot
+
+
+async def bot_says(session: AsyncSession, conversation: Conversation, *, text: str) -> Message:
+    """The bot answers the customer (the dialog stays with the bot)."""
+    return await add_message(session, conversation, author_kind="bot", text=text)
+
+
+async def hand_off(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    topic: str | None,
+    reason: str,
+    note: str = "Передаю ваш вопрос специалисту — он ответит здесь же.",
+) -> None:
+    """From the bot to a person: the dialog waits for routing, with the topic the bot
+    recognised (unless one was set already), and the customer is told."""
+    if conversation.status != "bot":
+        return
+    conversation.status = "waiting"
+    if topic and not conversation.topic:
+        conversation.topic = topic
+    conversation.awaiting_since = conversation.awaiting_since or utcnow()
+    await add_message(session, conversation, author_kind="system", text=note)
+    await record_conversation_event(
+        session, conversation, "conversation.handed_off", customer_visible=True, reason=reason
+    )
+    await request_dispatch(session)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okno.bot import triggers as bot_triggers
 from okno.channels.models import Channel
 from okno.conversations import service
 from okno.conversations.attachments import StoredFile
@@ -33,6 +34,7 @@ class Inbound:
     client_msg_id: str | None = None
     external_id: str | None = None
     files: list[StoredFile] = field(default_factory=list)
+    article_id: str | None = None  # a question the customer picked from the suggestions
 
     @property
     def dedup_key(self) -> str | None:
@@ -84,10 +86,11 @@ async def receive(session: AsyncSession, inbound: Inbound) -> tuple[Message, boo
         if conversation is not None and conversation.status == "closed":
             conversation = None
     if conversation is None:
+        with_bot = bot_triggers.enabled(inbound.channel.config)
         conversation = Conversation(
             customer_id=customer_id,
             channel_id=inbound.channel.id,
-            status="waiting",
+            status="bot" if with_bot else "waiting",
             created_at=utcnow(),
         )
         session.add(conversation)
@@ -95,7 +98,8 @@ async def receive(session: AsyncSession, inbound: Inbound) -> tuple[Message, boo
         await record_conversation_event(
             session, conversation, "conversation.created", customer_visible=False
         )
-        await request_dispatch(session)  # routing places and assigns it
+        if not with_bot:
+            await request_dispatch(session)  # routing places and assigns it
     message = await add_message(
         session,
         conversation,
@@ -107,6 +111,10 @@ async def receive(session: AsyncSession, inbound: Inbound) -> tuple[Message, boo
         dedup_key=key,
         files=inbound.files,
     )
+    if conversation.status == "bot":
+        await bot_triggers.request_reply(
+            session, message_id=message.id, article_id=inbound.article_id
+        )
     return message, True
 
 

@@ -32,7 +32,7 @@ async def autoclose_sweep(session: AsyncSession, payload: dict[str, Any], ctx: J
     rows = await session.execute(
         select(Conversation.id, Conversation.last_message_at)
         .where(
-            Conversation.status.in_(service.OPEN_STATUSES),
+            Conversation.status.in_((*service.OPEN_STATUSES, "bot")),
             Conversation.last_author_kind.in_(("operator", "bot")),
             Conversation.last_message_at < cutoff,
         )
@@ -59,5 +59,8 @@ async def autoclose_one(session: AsyncSession, payload: dict[str, Any], ctx: Job
     stamp = conversation.last_message_at.isoformat() if conversation.last_message_at else ""
     if stamp != payload.get("last_message_at"):
         return
+    # a dialog the bot answered and the customer left without asking for a person is one
+    # the bot closed on its own (what the bot's share in reports counts)
+    resolution = "bot" if conversation.status == "bot" else "inactive"
     await add_message(session, conversation, author_kind="system", text=AUTOCLOSE_TEXT)
-    await actions.close(session, conversation_id=conversation.id, actor=None, resolution="inactive")
+    await actions.close(session, conversation_id=conversation.id, actor=None, resolution=resolution)

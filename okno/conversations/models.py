@@ -9,10 +9,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from okno.db.base import Base, JSONType, UTCDateTime, utcnow
 
-# waiting: nobody assigned yet; assigned: an operator has it; closed: finished.
-STATUSES = ("waiting", "assigned", "closed")
+# bot: the bot answers (no person yet); waiting: for a person; assigned: an operator has
+# it; closed: finished.
+STATUSES = ("bot", "waiting", "assigned", "closed")
 AUTHOR_KINDS = ("customer", "operator", "bot", "system")
-RESOLUTIONS = ("resolved", "refused", "callback", "inactive", "spam")
+RESOLUTIONS = ("resolved", "refused", "callback", "inactive", "spam", "bot")
 
 
 class Conversation(Base):

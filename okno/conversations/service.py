@@ -20,7 +20,8 @@ from okno.events.service import last_seq
 from okno.inputs import MAX_SEQ
 from okno.operators.models import User
 
-OPEN_STATUSES = ("waiting", "assigned")
+OPEN_STATUSES = ("waiting", "assigned")  # what staff serve
+UNFINISHED = ("bot", *OPEN_STATUSES)  # what the customer is still in
 
 
 def staff_may_access(conversation: Conversation, user: User) -> bool:
@@ -90,7 +91,7 @@ async def list_conversations(
         query = query.where(
             and_(Conversation.status.in_(OPEN_STATUSES), Conversation.assignee_id == user.id)
         )
-    elif status in ("waiting", "assigned", "closed"):
+    elif status in ("bot", "waiting", "assigned", "closed"):
         query = query.where(Conversation.status == status)
     elif status != "all":
         raise BadRequest(
@@ -225,7 +226,7 @@ async def open_conversation_of(
         select(Conversation).where(
             Conversation.customer_id == customer_id,
             Conversation.channel_id == channel_id,
-            Conversation.status.in_(OPEN_STATUSES),
+            Conversation.status.in_(UNFINISHED),
         )
     )
 
@@ -244,7 +245,7 @@ async def customer_and_open_dialog(
                 and_(
                     Conversation.customer_id == CustomerIdentity.customer_id,
                     Conversation.channel_id == CustomerIdentity.channel_id,
-                    Conversation.status.in_(OPEN_STATUSES),
+                    Conversation.status.in_(UNFINISHED),
                 ),
             )
             .where(

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okno.bot import jobs as bot_jobs
 from okno.conversations import jobs as conversation_jobs
 from okno.events.service import prune_events
 from okno.jobs.service import prune_jobs
@@ -28,6 +29,7 @@ def default_registry() -> Registry:
     registry.register("conversations.autoclose", conversation_jobs.autoclose_one)
     registry.register("events.prune", _prune_events)
     registry.register("jobs.prune", _prune_jobs)
+    registry.register(bot_jobs.REPLY, bot_jobs.reply)
     registry.register(DISPATCH, routing_jobs.dispatch)
     registry.register(routing_jobs.WATCHDOG, routing_jobs.watchdog)
     registry.every(routing_jobs.WATCHDOG, 5, priority=0, queue="routing")

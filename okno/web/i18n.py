@@ -57,6 +57,7 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "login.signed_out": ("Вы вышли из системы", "You have signed out"),
     "login.unavailable": ("Сервер недоступен", "The server is unreachable"),
     # statuses and channels
+    "status.bot": ("с ботом", "with the bot"),
     "status.waiting": ("ждёт ответа", "waiting"),
     "status.assigned": ("в работе", "in progress"),
     "status.closed": ("закрыт", "closed"),
@@ -75,6 +76,7 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "resolution.callback": ("Перезвонить позже", "Call back later"),
     "resolution.spam": ("Спам", "Spam"),
     "resolution.inactive": ("Клиент не ответил", "Customer went silent"),
+    "resolution.bot": ("Решён ботом", "Resolved by the bot"),
     # inbox
     "inbox.mine": ("Мои", "Mine"),
     "inbox.queue": ("Очередь", "Queue"),

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile, WebSocket
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.channels import service as channels
@@ -18,7 +19,7 @@ from okno.channels.widget.schemas import (
     WidgetConfig,
     WidgetMessage,
 )
-from okno.conversations import inbound
+from okno.conversations import actions, inbound
 from okno.conversations import service as conversations
 from okno.conversations.attachments import StoredFile, store
 from okno.conversations.messaging import ATTACHMENT_URL, clean_text
@@ -86,7 +87,9 @@ async def send_message(body: WidgetMessage, request: Request, state: State) -> J
     """Send the customer's message; a retry with the same client_msg_id stores nothing new."""
     ws = _session(request, state)
     text = clean_text(body.text, max_chars=state.settings.max_text_chars)
-    return await _receive(state, ws, text=text, client_msg_id=body.client_msg_id, files=[])
+    return await _receive(
+        state, ws, text=text, client_msg_id=body.client_msg_id, files=[], article_id=body.article_id
+    )
 
 
 @router.post("/attachments", response_model=MessagePosted, status_code=201)
@@ -118,6 +121,7 @@ async def _receive(
     text: str,
     client_msg_id: str,
     files: list[StoredFile],
+    article_id: str | None = None,
 ) -> JSONResponse:
     """Store what the visitor sent through the channel-neutral inbound path."""
 
@@ -131,6 +135,7 @@ async def _receive(
                 text=text,
                 client_msg_id=client_msg_id,
                 files=files,
+                article_id=article_id,
             ),
         )
 
@@ -202,6 +207,40 @@ async def queue_position(request: Request, state: State) -> QueuePosition:
         expected_wait_seconds=info.expected_wait_seconds,
         opens_at=info.opens_at,
     )
+
+
+@router.post("/handoff", status_code=204)
+async def ask_for_a_person(request: Request, state: State) -> Response:
+    """The visitor pressed "talk to a person": the dialog leaves the bot for routing at
+    once (nothing happens when a person has it already)."""
+    ws = _session(request, state)
+
+    async def run(session: AsyncSession) -> None:
+        conversation = await conversations.open_conversation_of(
+            session, customer_id=ws.customer_id, channel_id=ws.channel_id
+        )
+        if conversation is not None and conversation.status == "bot":
+            # the topic of what they asked, so routing picks the right queue
+            last = await session.scalar(
+                select(Message.text)
+                .where(
+                    Message.conversation_id == conversation.id,
+                    Message.author_kind == "customer",
+                )
+                .order_by(Message.id.desc())
+                .limit(1)
+            )
+            retriever = await state.kb.current(session)
+            hits = retriever.search(last, limit=1) if last else []
+            await actions.hand_off(
+                session,
+                conversation,
+                topic=hits[0].topic if hits else None,
+                reason="human_requested",
+            )
+
+    await write(state, run)
+    return Response(status_code=204)
 
 
 @router.post("/read", status_code=204)

@@ -37,6 +37,11 @@ class SessionResponse(BaseModel):
 class WidgetMessage(Input):
     client_msg_id: str = Field(min_length=1, max_length=100)
     text: str = Field(min_length=1)
+    article_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The suggested question the visitor picked: the bot answers it at once.",
+    )
 
 
 class Rated(BaseModel):
