@@ -388,7 +388,8 @@ def kb_import(file: Path, as_json: bool) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise click.ClickException(f"{file} is not valid YAML or JSON: {exc}") from None
+        problem = bot.yaml_problem(exc)
+        raise click.ClickException(f"{file} is not valid YAML or JSON: {problem}") from None
 
     async def run(session: AsyncSession) -> Any:
         return await bot.import_articles(session, data)
@@ -467,8 +468,12 @@ def bot_ask(text: str, channel: str | None, as_json: bool) -> None:
 
 async def seed_demo(session: AsyncSession) -> list[tuple[str, str, str]]:
     """Demo staff and the demo widget; existing ones are kept. Returns staff created."""
-    from sqlalchemy import select
+    import yaml
+    from sqlalchemy import func, select
 
+    from okno.bot import service as bot_service
+    from okno.bot.models import Article
+    from okno.bot.text import DATA
     from okno.channels import service as channels_service
     from okno.channels.models import Channel
     from okno.operators import service as operators
@@ -487,13 +492,18 @@ async def seed_demo(session: AsyncSession) -> list[tuple[str, str, str]]:
             )
             created.append((login, password, role))
     if await session.scalar(select(Channel.id).where(Channel.key == DEMO_WIDGET_KEY)) is None:
-        await channels_service.add_widget(
+        widget = await channels_service.add_widget(
             session,
             key=DEMO_WIDGET_KEY,
             name="Банк Пример — чат",
             color="#12a150",
             info_message="",
         )
+        widget.config = {**(widget.config or {}), "bot": True}  # the bot answers first
+    # the demo knowledge base (96 articles); re-running keeps edits made since
+    if await session.scalar(select(func.count()).select_from(Article)) == 0:
+        data = yaml.safe_load((DATA / "demo_kb.yaml").read_text(encoding="utf-8"))
+        await bot_service.import_articles(session, data)
     return created
 
 

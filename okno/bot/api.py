@@ -101,7 +101,9 @@ async def import_kb(request: Request, user: CurrentUser, state: State) -> Import
     try:
         data = yaml.safe_load(raw.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise BadRequest(f"the body is not valid YAML or JSON: {exc}", code="bad_kb_file") from None
+        raise BadRequest(
+            f"the body is not valid YAML or JSON: {service.yaml_problem(exc)}", code="bad_kb_file"
+        ) from None
 
     async def run(session: AsyncSession) -> service.ImportReport:
         return await service.import_articles(session, data, actor_id=user.id)

@@ -31,6 +31,13 @@ HUMAN_LEMMAS = {"оператор"}
 # ------------------------------------------------------------------ import / export
 
 
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parser's complaint on one line, with where it is."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark else str(what)
+
+
 @dataclass
 class ImportReport:
     created: int = 0
