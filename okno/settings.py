@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         "dialogs back to the queue, in front of everyone.",
     )
     bot_answer_threshold: float = Field(
-        default=0.45,
+        default=0.3,
         ge=0.0,
         le=1.0,
         description="The bot answers when its confidence reaches this, else hands the dialog "
