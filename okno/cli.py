@@ -281,6 +281,7 @@ def channels() -> None:
 @click.option("--color", default=None, help="Main colour, e.g. #1f6feb.")
 @click.option("--origin", "origins", multiple=True, help="Allowed site origin (repeatable).")
 @click.option("--topic", default=None, help="Routing topic of dialogs from it, e.g. cards.")
+@click.option("--bot/--no-bot", "bot", default=None, help="The bot answers new dialogs first.")
 @click.option("--json", "as_json", is_flag=True)
 def channels_add(
     kind: str,
@@ -290,6 +291,7 @@ def channels_add(
     color: str | None,
     origins: tuple[str, ...],
     topic: str | None,
+    bot: bool | None,
     as_json: bool,
 ) -> None:
     """Add a channel. Messenger kinds arrive with their own issue."""
@@ -306,6 +308,7 @@ def channels_add(
             color=color,
             allowed_origins=list(origins) or None,
             topic=topic,
+            bot=bot,
         )
         return {"id": channel.id, "kind": channel.kind, "key": channel.key, "name": channel.name}
 
@@ -327,6 +330,7 @@ def channels_add(
 @click.option("--origin", "origins", multiple=True, help="Allowed site origin (repeatable).")
 @click.option("--enable/--disable", "is_active", default=None)
 @click.option("--topic", default=None, help="Routing topic of dialogs from it; '' removes it.")
+@click.option("--bot/--no-bot", "bot", default=None, help="The bot answers new dialogs first.")
 @click.option("--json", "as_json", is_flag=True)
 def channels_update(
     key: str,
@@ -337,9 +341,10 @@ def channels_update(
     origins: tuple[str, ...],
     is_active: bool | None,
     topic: str | None,
+    bot: bool | None,
     as_json: bool,
 ) -> None:
-    """Change a widget's name, greeting, info message, colour, sites or on/off state."""
+    """Change a widget's name, greeting, info message, colour, sites, bot or on/off state."""
     from okno.channels import service
 
     settings = _settings()
@@ -356,6 +361,7 @@ def channels_update(
             color=color,
             allowed_origins=list(origins) or None,
             topic=topic,
+            bot=bot,
         )
         return {
             "id": channel.id,

@@ -170,6 +170,8 @@ def widget_public_config(channel: Channel) -> dict[str, Any]:
         "greeting": cfg["greeting"],
         "info_message": cfg["info_message"],
         "color": cfg["color"],
+        # the widget offers question suggestions and "talk to a person" only with the bot
+        "bot": bool(cfg.get("bot")),
     }
 
 

@@ -184,10 +184,17 @@ async def templates_page(request: Request) -> Response:
 
 
 @router.get("/demo", response_class=HTMLResponse)
-async def demo_page(request: Request, key: str = "demo") -> HTMLResponse:
-    """A fictional bank's page with the widget embedded by one script tag."""
+async def demo_page(request: Request, key: str = "demo", lang: str = "ru") -> HTMLResponse:
+    """A fictional bank's page with the widget embedded by one script tag (``lang=en``: the
+    widget's own labels in English)."""
     return templates.TemplateResponse(
-        request, "demo.html", {"base_url": _base_url(request), "widget_key": key}
+        request,
+        "demo.html",
+        {
+            "base_url": _base_url(request),
+            "widget_key": key,
+            "widget_lang": "en" if lang == "en" else "",
+        },
     )
 
 

@@ -263,5 +263,5 @@ def test_widget_endpoints_answer_cors_preflight_but_staff_endpoints_do_not(
 def test_widget_config_is_public(client: TestClient) -> None:
     response = client.get("/api/v1/widget/config?key=acme")
     assert response.status_code == 200
-    assert set(response.json()) == {"name", "greeting", "info_message", "color"}
+    assert set(response.json()) == {"name", "greeting", "info_message", "color", "bot"}
     assert client.get("/api/v1/widget/config?key=zzz").status_code == 404

@@ -169,6 +169,17 @@ def test_channels_add_widget(env: dict[str, str]) -> None:
     assert _count(migrated, "SELECT count(*) FROM channels") == 1
 
 
+def test_channels_switch_the_bot_on_and_off(env: dict[str, str]) -> None:
+    run_cli(["channels", "add", "widget", "--key", "acme", "--bot", "--json"], env)
+    with sqlite3.connect(Path(env["OKNO_DATA_DIR"]) / "okno.db") as conn:
+        (config,) = conn.execute("SELECT config FROM channels WHERE key = 'acme'").fetchone()
+    assert json.loads(config)["bot"] is True
+    off = run_cli(["channels", "update", "acme", "--no-bot", "--json"], env)
+    assert json.loads(off.stdout)["bot"] is False
+    kept = run_cli(["channels", "update", "acme", "--greeting", "Здравствуйте!", "--json"], env)
+    assert json.loads(kept.stdout)["bot"] is False  # not given: unchanged
+
+
 def test_bad_settings_are_named(env: dict[str, str]) -> None:
     cases = {
         "OKNO_PORT": "notanumber",

@@ -23,6 +23,11 @@ class WidgetConfig(BaseModel):
     greeting: str
     info_message: str
     color: str
+    bot: bool = Field(
+        default=False,
+        description="The bot serves new dialogs first: the widget suggests questions while "
+        "the customer types and offers a button to talk to a person.",
+    )
 
 
 class SessionResponse(BaseModel):

@@ -27,6 +27,16 @@
  * place in line and the expected wait, or when a closed queue will answer (GET
  * /api/v1/widget/queue: a moment after the message is accepted, then every 15 s, until the
  * conversation.assigned or conversation.closed event).
+ *
+ * With the bot on for this widget (config "bot": true), while the dialog is with the bot (or
+ * there is none yet) the widget suggests up to five questions once the customer has typed
+ * 3+ letters (GET /api/v1/bot/suggest, 150 ms after the last key; an older answer never
+ * replaces a newer one). Picking one (click, or arrows + Enter; Esc closes the list) sends
+ * its title as the customer's message with its article_id, which the bot answers at once.
+ * Under the newest bot message a "talk to a person" button POSTs /api/v1/widget/handoff.
+ * Whether a person has the dialog comes from the conversation.* events (handed_off,
+ * assigned, closed carry the dialog's status), the place-in-line answer, and the history
+ * (an operator's or a system message).
  */
 (() => {
   "use strict";
@@ -86,6 +96,9 @@
       closeImage: "Закрыть изображение",
       messages: "Сообщения",
       staffTyping: "Оператор печатает…",
+      suggestions: "Возможно, вы спрашиваете",
+      handoff: "Позвать оператора",
+      handoffFailed: "Не удалось позвать оператора, попробуйте ещё раз",
       queuePlace: (n) => "Вы в очереди: " + n + "-й",
       queueWait: (s) =>
         s < 60 ? "ожидание меньше минуты"
@@ -151,6 +164,9 @@
       closeImage: "Close image",
       messages: "Messages",
       staffTyping: "Agent is typing…",
+      suggestions: "Maybe you are asking",
+      handoff: "Talk to a person",
+      handoffFailed: "Could not reach a person, please try again",
       queuePlace: (n) => "You are " + n + ordinal(n) + " in line",
       queueWait: (s) =>
         s < 60 ? "under a minute"
@@ -348,7 +364,7 @@
     token: store.get("token"),
     visitorId: store.get("visitor"),
     conversationId: null,
-    widget: { name: "", greeting: "", info_message: "", color: "" },
+    widget: { name: "", greeting: "", info_message: "", color: "", bot: false },
     lastSeq: 0,
     historyLoaded: false,
     isOpen: false,
@@ -710,6 +726,12 @@
       if (env.seq > state.lastSeq) state.lastSeq = env.seq;
     }
     const p = env.payload || {};
+    if (typeof env.type === "string" && env.type.indexOf("conversation.") === 0 &&
+        p.conversation && typeof p.conversation.status === "string") {
+      // handed_off, assigned, closed, ...: they carry the dialog's status
+      const conv = p.conversation.id != null ? p.conversation.id : env.conversation_id;
+      noteDialog(conv, p.conversation.status, env.seq);
+    }
     switch (env.type) {
       case "message.created":
         if (p.message) {
@@ -737,6 +759,13 @@
         }
         if (env.type === "conversation.assigned" && !who) break;
         addNotice(env.seq, env.type === "conversation.assigned" ? T.assigned(who) : T.transferred(who));
+        break;
+      }
+      case "conversation.handed_off": {
+        // The bot gave the dialog to a person: show the place in line.
+        const conv = p.conversation || {};
+        const id = conv.id != null ? conv.id : env.conversation_id;
+        if (id != null && id === currentConversation()) watchQueue();
         break;
       }
       case "widget.updated":
@@ -894,7 +923,9 @@
     const list = [];
     for (const item of sortedItems()) {
       if (item.kind === "message" && item.pending && !item.error && !item.file) {
-        list.push({ client_msg_id: item.cmid, text: item.text, created_at: item.createdAt });
+        const o = { client_msg_id: item.cmid, text: item.text, created_at: item.createdAt };
+        if (item.articleId) o.article_id = item.articleId;
+        list.push(o);
       }
     }
     if (list.length) store.setJSON("outbox", list);
@@ -910,7 +941,7 @@
     }
   }
 
-  function addPending(cmid, text, file, createdAt) {
+  function addPending(cmid, text, file, createdAt, articleId) {
     const key = "p:" + cmid;
     const item = {
       key,
@@ -919,6 +950,7 @@
       cmid,
       text: text || "",
       file: file || null,
+      articleId: articleId || null, // a picked suggestion: the bot answers it at once
       createdAt: createdAt || new Date().toISOString(),
       order: ++orderCounter,
       sortSeq: Infinity,
@@ -931,10 +963,10 @@
     return item;
   }
 
-  function sendText(text) {
+  function sendText(text, articleId) {
     text = (text || "").replace(/\s+$/, "").replace(/^\s*\n/, "");
     if (!text.trim()) return null;
-    const item = addPending(uuid(), text, null);
+    const item = addPending(uuid(), text, null, null, articleId);
     outboxSave();
     render();
     pumpNow();
@@ -1043,10 +1075,12 @@
       if (item.text) form.append("text", item.text);
       return api("/api/v1/widget/attachments", { method: "POST", body: form });
     }
+    const body = { client_msg_id: item.cmid, text: item.text };
+    if (item.articleId) body.article_id = item.articleId;
     return api("/api/v1/widget/messages", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ client_msg_id: item.cmid, text: item.text }),
+      body: JSON.stringify(body),
     });
   }
 
@@ -1237,6 +1271,7 @@
       return;
     }
     const waiting = !!info && (info.position != null || !!info.opens_at);
+    if (waiting) noteDialog(currentConversation(), "waiting");
     line.info = waiting ? info : null;
     renderQueue();
     if (waiting) line.misses = 0;
@@ -1276,6 +1311,308 @@
     else ui.queue.removeAttribute("data-position");
     if (info && info.opens_at) ui.queue.setAttribute("data-closed", "1");
     else ui.queue.removeAttribute("data-closed");
+  }
+
+  // ---------------------------------------------------------------- the bot
+
+  // Whether the customer's current dialog is with the bot. The widget's config says whether
+  // the bot serves new dialogs at all; conversation.* events carry the dialog's status; the
+  // place-in-line answer says it waits for a person; and in the history an operator's or a
+  // system message (the bot's "passing you to a specialist", out-of-hours) means a person
+  // has it or it waits for one. When nothing says otherwise the bot is assumed.
+  const dialog = { known: new Map() }; // conversation id -> {status, seq}
+
+  function noteDialog(convId, status, seq) {
+    if (convId == null || typeof status !== "string") return;
+    const at = typeof seq === "number" ? seq : state.lastSeq + 0.5;
+    const prev = dialog.known.get(convId);
+    if (prev && prev.seq > at) return; // an older event replayed after a newer one
+    dialog.known.set(convId, { status, seq: at });
+  }
+
+  /** "none" (no dialog yet, or the last one is over: the next message starts a new one with
+   *  the bot), "bot", or "person" (an operator has it or it waits for one). */
+  function dialogStatus() {
+    const conv = currentConversation();
+    if (conv == null) return "none";
+    // Closed (the rating was offered; a rated dialog was closed for good).
+    const rating = state.items.get("r:" + conv);
+    const closedSeq = rated.has(String(conv)) ? Infinity : rating ? rating.sortSeq : -1;
+    let personSeq = -1;
+    for (const item of state.items.values()) {
+      const m = item.msg;
+      if (item.kind !== "message" || !m || m.conversation_id !== conv) continue;
+      if ((m.author_kind === "operator" || m.author_kind === "system") && typeof m.seq === "number") {
+        personSeq = Math.max(personSeq, m.seq);
+      }
+    }
+    const known = dialog.known.get(conv);
+    if (closedSeq >= 0 && closedSeq >= personSeq && (!known || closedSeq >= known.seq)) {
+      return "none"; // the next message starts a new dialog (staff may reopen this one)
+    }
+    if (known && known.seq >= personSeq) {
+      if (known.status === "closed") return "none";
+      return known.status === "bot" ? "bot" : "person";
+    }
+    return personSeq >= 0 ? "person" : "bot";
+  }
+
+  /** The bot would answer what the customer writes now. */
+  function botServes() {
+    return !!state.widget.bot && dialogStatus() !== "person";
+  }
+
+  /** The newest bot message of the current dialog while the bot has it (the hand-off button
+   *  goes under it), else null. */
+  function handoffTarget() {
+    if (!state.widget.bot || dialogStatus() !== "bot") return null;
+    const conv = currentConversation();
+    let best = null;
+    for (const item of state.items.values()) {
+      const m = item.msg;
+      if (item.kind !== "message" || !m || m.author_kind !== "bot" || m.conversation_id !== conv) continue;
+      if (typeof m.seq === "number" && (!best || m.seq > best.msg.seq)) best = item;
+    }
+    return best;
+  }
+
+  const handoff = { busy: false, error: "" };
+
+  function renderBot() {
+    if (!ui) return;
+    const target = handoffTarget();
+    const box = ui.handoffBox;
+    if (target && target.el) {
+      if (box.parentNode !== target.el) {
+        handoff.error = "";
+        target.el.append(box);
+      }
+      ui.handoff.disabled = handoff.busy;
+      ui.handoffError.textContent = handoff.error;
+      ui.handoffError.hidden = !handoff.error;
+    } else if (box.parentNode) {
+      box.parentNode.removeChild(box);
+    }
+    if (!botServes()) hideSuggestions();
+  }
+
+  /** "Talk to a person": the dialog leaves the bot for an operator's queue. */
+  async function askForPerson() {
+    if (handoff.busy) return;
+    const conv = currentConversation();
+    handoff.busy = true;
+    handoff.error = "";
+    renderBot();
+    try {
+      const res = await api("/api/v1/widget/handoff", { method: "POST" });
+      if (res.ok) {
+        noteDialog(conv, "waiting");
+        watchQueue();
+      } else handoff.error = T.handoffFailed;
+    } catch (e) {
+      handoff.error = T.handoffFailed;
+    }
+    handoff.busy = false;
+    render();
+  }
+
+  // Question suggestions while the customer types: after 3+ letters and 150 ms without a
+  // key, GET /api/v1/bot/suggest; each request gets a number and only the answer to the
+  // newest one is shown. No session, a 401 or any failure: quietly no list.
+  const SUGGEST_MIN_LETTERS = 3;
+  const SUGGEST_DELAY = 150;
+  const SUGGEST_LIMIT = 5;
+  const sug = { timer: null, req: 0, ctrl: null, items: [], active: -1 };
+  let LETTER = /[a-zа-яё]/gi;
+  try {
+    LETTER = new RegExp("\\p{L}", "gu");
+  } catch (e) {
+    /* an old browser: Latin and Cyrillic letters */
+  }
+
+  function letterCount(text) {
+    const m = text.match(LETTER);
+    return m ? m.length : 0;
+  }
+
+  function suggestionsOpen() {
+    return !!ui && !ui.suggest.hidden && sug.items.length > 0;
+  }
+
+  /** Forget the list and anything asked for it (an answer still on its way is dropped). */
+  function hideSuggestions() {
+    clearTimeout(sug.timer);
+    sug.timer = null;
+    sug.req++;
+    if (sug.ctrl) {
+      try {
+        sug.ctrl.abort();
+      } catch (e) {
+        /* ignore */
+      }
+      sug.ctrl = null;
+    }
+    if (!ui || (ui.suggest.hidden && !sug.items.length)) return;
+    sug.items = [];
+    sug.active = -1;
+    ui.suggestList.textContent = "";
+    ui.suggest.hidden = true;
+    ui.input.setAttribute("aria-expanded", "false");
+    ui.input.removeAttribute("aria-activedescendant");
+  }
+
+  /** The text in the box changed. */
+  function noteInputForSuggestions() {
+    const q = ui.input.value.trim();
+    if (!botServes() || letterCount(q) < SUGGEST_MIN_LETTERS) {
+      hideSuggestions();
+      return;
+    }
+    clearTimeout(sug.timer);
+    sug.req++; // what was asked for the older text is stale now (the old list stays shown)
+    sug.timer = setTimeout(() => {
+      sug.timer = null;
+      fetchSuggestions(q);
+    }, SUGGEST_DELAY);
+  }
+
+  async function fetchSuggestions(q) {
+    let id = ++sug.req;
+    if (!state.token && sessionPromise) {
+      // the session the widget opens with the window is on its way
+      try {
+        await sessionPromise;
+      } catch (e) {
+        /* no session: no list */
+      }
+      if (id !== sug.req) return;
+      id = ++sug.req;
+    }
+    const token = state.token;
+    if (!token) {
+      hideSuggestions();
+      return;
+    }
+    if (sug.ctrl) {
+      try {
+        sug.ctrl.abort();
+      } catch (e) {
+        /* ignore */
+      }
+    }
+    let ctrl = null;
+    try {
+      ctrl = new AbortController();
+    } catch (e) {
+      /* no AbortController: the request number alone drops stale answers */
+    }
+    sug.ctrl = ctrl;
+    let list = null;
+    try {
+      const res = await fetch(
+        absUrl("/api/v1/bot/suggest?q=" + encodeURIComponent(q) + "&limit=" + SUGGEST_LIMIT),
+        {
+          headers: { Authorization: "Bearer " + token },
+          credentials: "omit",
+          signal: ctrl ? ctrl.signal : undefined,
+        },
+      );
+      if (res.ok) {
+        const data = await res.json();
+        list = data && Array.isArray(data.suggestions) ? data.suggestions : [];
+      }
+    } catch (e) {
+      /* offline or aborted */
+    }
+    if (id !== sug.req) return; // a newer request was made (or the list was closed)
+    if (sug.ctrl === ctrl) sug.ctrl = null;
+    if (!list || !botServes()) {
+      hideSuggestions();
+      return;
+    }
+    showSuggestions(
+      list
+        .filter((s) => s && typeof s.title === "string" && s.title && typeof s.article_id === "string")
+        .slice(0, SUGGEST_LIMIT),
+    );
+  }
+
+  function showSuggestions(list) {
+    if (!ui) return;
+    if (!list.length) {
+      hideSuggestions();
+      return;
+    }
+    sug.items = list;
+    sug.active = -1;
+    ui.suggestList.textContent = "";
+    list.forEach((s, i) => {
+      const li = h("li", {
+        class: "sug",
+        role: "option",
+        id: "okno-sug-" + i,
+        "data-okno": "suggestion",
+        "data-article-id": s.article_id,
+        "aria-selected": "false",
+      }, s.title); // a text node: a title is never HTML
+      li.addEventListener("mousedown", (e) => e.preventDefault()); // the box keeps the focus
+      li.addEventListener("click", () => pickSuggestion(i));
+      ui.suggestList.append(li);
+    });
+    ui.suggest.hidden = false;
+    ui.input.setAttribute("aria-expanded", "true");
+    ui.input.removeAttribute("aria-activedescendant");
+  }
+
+  function setActiveSuggestion(i) {
+    const n = sug.items.length;
+    if (!n) return;
+    sug.active = ((i % n) + n) % n;
+    const options = ui.suggestList.children;
+    for (let k = 0; k < options.length; k++) {
+      options[k].setAttribute("aria-selected", k === sug.active ? "true" : "false");
+    }
+    const el = options[sug.active];
+    if (el) {
+      ui.input.setAttribute("aria-activedescendant", el.id);
+      if (el.scrollIntoView) el.scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  /** The customer picked a suggested question: it goes as their message, the bot answers
+   *  the article at once. */
+  function pickSuggestion(i) {
+    const s = sug.items[i];
+    if (!s) return;
+    hideSuggestions();
+    ui.input.value = "";
+    autoGrow();
+    ui.send.disabled = true;
+    sendText(s.title, s.article_id);
+    ui.input.focus();
+  }
+
+  /** Keys in the text box while the list is open; true when the key was used here. */
+  function suggestionKey(e) {
+    if (!suggestionsOpen() || e.isComposing) return false;
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      const step = e.key === "ArrowDown" ? 1 : -1;
+      setActiveSuggestion(sug.active < 0 ? (step > 0 ? 0 : -1) : sug.active + step);
+      return true;
+    }
+    if (e.key === "Escape") {
+      e.preventDefault();
+      e.stopPropagation(); // closes the list, not the chat window
+      hideSuggestions();
+      return true;
+    }
+    if (e.key === "Enter" && !e.shiftKey && sug.active >= 0) {
+      e.preventDefault();
+      pickSuggestion(sug.active);
+      return true;
+    }
+    return false;
   }
 
   // ---------------------------------------------------------------- attachments
@@ -1450,6 +1787,11 @@ button { font: inherit; cursor: pointer; }
   border-bottom-left-radius: 14px; border-bottom-right-radius: 4px;
 }
 .msg[data-author="bot"] .body { background: #eef2ff; }
+.msg[data-author="bot"] .name {
+  align-self: flex-start; padding: 0 6px; border-radius: 8px; background: #e0e7ff; color: #3730a3;
+  font-size: 11px; font-weight: 600; line-height: 16px;
+}
+.msg .name[hidden] { display: none; }
 .msg[data-author="system"], .notice {
   align-self: center; max-width: 90%; text-align: center;
 }
@@ -1505,7 +1847,32 @@ button { font: inherit; cursor: pointer; }
 .queue[data-closed]::before { background: #9ca3af; animation: none; }
 .queue[hidden] { display: none; }
 @keyframes okno-pulse { 0%, 100% { opacity: 1; } 50% { opacity: .35; } }
-.composer { display: flex; align-items: flex-end; gap: 6px; padding: 8px; border-top: 1px solid #e5e7eb; background: #fff; }
+.composer { position: relative; display: flex; align-items: flex-end; gap: 6px; padding: 8px; border-top: 1px solid #e5e7eb; background: #fff; }
+.suggest {
+  position: absolute; left: 8px; right: 8px; bottom: calc(100% + 6px); z-index: 2;
+  background: #fff; border: 1px solid #e5e7eb; border-radius: 12px; padding: 4px;
+  box-shadow: 0 8px 24px rgba(0,0,0,.14), 0 1px 3px rgba(0,0,0,.06);
+}
+.suggest[hidden] { display: none; }
+.sug-head { padding: 4px 8px 2px; font-size: 11px; color: #8b929c; text-transform: uppercase; letter-spacing: .03em; }
+.sug-list { list-style: none; margin: 0; padding: 0; max-height: 196px; overflow-y: auto; }
+.sug {
+  padding: 7px 8px; border-radius: 8px; cursor: pointer; font-size: 13.5px; line-height: 1.3;
+  overflow-wrap: anywhere; display: flex; gap: 8px; align-items: baseline;
+}
+.sug::before { content: "?"; flex: none; width: 16px; height: 16px; border-radius: 50%; background: #eef2ff; color: var(--okno-color); font-size: 11px; font-weight: 700; line-height: 16px; text-align: center; }
+.sug:hover, .sug[aria-selected="true"] { background: #eef2ff; }
+.sug[aria-selected="true"] { box-shadow: 0 0 0 1px var(--okno-color) inset; }
+.bot-actions { display: flex; flex-direction: column; align-items: flex-start; gap: 2px; margin: 6px 2px 0; }
+.handoff {
+  border: 1px solid var(--okno-color); background: #fff; color: var(--okno-color); border-radius: 16px;
+  padding: 5px 12px; font-size: 13px; font-weight: 500;
+}
+.handoff:hover { background: #f5f7ff; }
+.handoff:disabled { opacity: .6; cursor: default; }
+.handoff:focus-visible { outline: 2px solid var(--okno-color); outline-offset: 2px; }
+.bot-actions .error { text-align: left; }
+.bot-actions .error[hidden] { display: none; }
 .composer textarea {
   flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 12px; padding: 9px 12px;
   font: inherit; color: inherit; max-height: 120px; min-height: 40px; outline: none; background: #fff;
@@ -1580,11 +1947,26 @@ button { font: inherit; cursor: pointer; }
       rows: "1",
       placeholder: T.placeholder,
       "aria-label": T.placeholder,
+      "aria-autocomplete": "list",
+      "aria-controls": "okno-suggest",
+      "aria-expanded": "false",
     });
+    // Suggested questions while the dialog is with the bot, just above the text box.
+    const suggestList = h("ul", { class: "sug-list", id: "okno-suggest", role: "listbox", "aria-label": T.suggestions });
+    const suggest = h(
+      "div",
+      { class: "suggest", "data-okno": "suggestions", hidden: true },
+      h("div", { class: "sug-head", "aria-hidden": "true", text: T.suggestions }),
+      suggestList,
+    );
+    // "Talk to a person", moved under the newest bot message while the bot has the dialog.
+    const handoffBtn = h("button", { type: "button", class: "handoff", "data-okno": "handoff" }, T.handoff);
+    const handoffError = h("div", { class: "error", role: "alert", hidden: true });
+    const handoffBox = h("div", { class: "bot-actions", "data-okno": "handoff-box" }, handoffBtn, handoffError);
     const file = h("input", { type: "file", class: "file", "data-okno": "file", accept: ACCEPT, tabindex: "-1" });
     const attach = h("button", { type: "button", class: "iconbtn", "data-okno": "attach", "aria-label": T.attach, title: T.attach }, icon(ICONS.clip));
     const send = h("button", { type: "button", class: "iconbtn sendbtn", "data-okno": "send", "aria-label": T.send, title: T.send, disabled: true }, icon(ICONS.send));
-    const composer = h("div", { class: "composer" }, attach, file, input, send);
+    const composer = h("div", { class: "composer" }, suggest, attach, file, input, send);
     const typing = h("div", {
       class: "typing",
       "data-okno": "typing",
@@ -1605,7 +1987,9 @@ button { font: inherit; cursor: pointer; }
     ui = {
       host, shadow, root, bubble, badge, win, avatar, title, status, statusText, closeBtn,
       info, banner, greeting, greetingBody, messages, typing, queue, input, file, attach, send,
+      suggest, suggestList, handoff: handoffBtn, handoffError, handoffBox,
     };
+    handoffBtn.addEventListener("click", () => askForPerson());
 
     bubble.addEventListener("click", () => (state.isOpen ? close() : open()));
     closeBtn.addEventListener("click", () => close());
@@ -1616,6 +2000,7 @@ button { font: inherit; cursor: pointer; }
       }
     });
     input.addEventListener("keydown", (e) => {
+      if (suggestionKey(e)) return;
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
         e.preventDefault();
         submit();
@@ -1625,6 +2010,7 @@ button { font: inherit; cursor: pointer; }
       autoGrow();
       send.disabled = !input.value.trim();
       noteTyping();
+      noteInputForSuggestions();
     });
     input.addEventListener("paste", (e) => {
       const files = e.clipboardData && e.clipboardData.files;
@@ -1669,6 +2055,7 @@ button { font: inherit; cursor: pointer; }
   function submit() {
     const text = ui.input.value;
     if (!text.trim()) return;
+    hideSuggestions();
     ui.input.value = "";
     autoGrow();
     ui.send.disabled = true;
@@ -1682,7 +2069,9 @@ button { font: inherit; cursor: pointer; }
       if (typeof w[k] === "string") state.widget[k] = w[k];
       else if (w[k] === null) state.widget[k] = "";
     }
+    if (typeof w.bot === "boolean") state.widget.bot = w.bot;
     if (!ui) return;
+    renderBot();
     const name = state.widget.name || T.title;
     ui.title.textContent = name;
     ui.win.setAttribute("aria-label", name);
@@ -1721,6 +2110,7 @@ button { font: inherit; cursor: pointer; }
 
   function authorLabel(m) {
     if (m.author_kind === "customer") return "";
+    if (m.author_kind === "bot") return T.bot; // in the widget's language
     if (m.author_name) return m.author_name;
     return m.author_kind === "bot" ? T.bot : m.author_kind === "operator" ? T.operator : "";
   }
@@ -1856,6 +2246,7 @@ button { font: inherit; cursor: pointer; }
       list.removeChild(ref);
       ref = next;
     }
+    renderBot();
     if (state.isOpen && (nearBottom || scroll)) list.scrollTop = list.scrollHeight;
     outboxSave();
     scheduleRead();
@@ -1883,6 +2274,7 @@ button { font: inherit; cursor: pointer; }
   function close() {
     if (!ui || !state.isOpen) return;
     state.isOpen = false;
+    hideSuggestions();
     ui.win.hidden = true;
     ui.root.classList.remove("is-open");
     ui.bubble.setAttribute("aria-expanded", "false");
@@ -1898,7 +2290,8 @@ button { font: inherit; cursor: pointer; }
     // Messages typed before a reload and never acknowledged: show and retry them.
     for (const o of outboxLoad()) {
       if (o && o.client_msg_id && typeof o.text === "string") {
-        addPending(o.client_msg_id, o.text, null, o.created_at).scrollTo = false;
+        const articleId = typeof o.article_id === "string" ? o.article_id : null;
+        addPending(o.client_msg_id, o.text, null, o.created_at, articleId).scrollTo = false;
       }
     }
     const pendingRating = store.getJSON("rate", null);
