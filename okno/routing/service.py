@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, update
@@ -175,9 +175,17 @@ class Candidate:
 async def available_operators(session: AsyncSession, now: datetime) -> list[Candidate]:
     """Operators who may get work now: active, online, connected, with their current load
     (sum of the channel weights of their unfinished dialogs)."""
+    # plain columns, not ORM objects: this runs on every pass, for hundreds of operators
     rows = (
         await session.execute(
-            select(User, Presence.last_assigned_at)
+            select(
+                User.id,
+                User.display_name,
+                User.team_id,
+                User.capacity,
+                User.skills,
+                Presence.last_assigned_at,
+            )
             .join(Presence, Presence.user_id == User.id)
             .where(
                 User.is_active.is_(True),
@@ -189,7 +197,7 @@ async def available_operators(session: AsyncSession, now: datetime) -> list[Cand
     ).all()
     if not rows:
         return []
-    ids = [u.id for u, _ in rows]
+    ids = [row.id for row in rows]
     loads: dict[int, float] = {i: 0.0 for i in ids}
     channel_cfg = await _channels(session)
     for assignee_id, channel_id, n in (
@@ -204,16 +212,23 @@ async def available_operators(session: AsyncSession, now: datetime) -> list[Cand
             loads[assignee_id] += rules.channel_rule(kind, cfg).weight * n
     return [
         Candidate(
-            user_id=u.id,
-            name=u.display_name,
-            team_id=u.team_id,
-            capacity=float(u.capacity),
-            load=loads[u.id],
-            skills={str(k): int(v) for k, v in (u.skills or {}).items()},
-            last_assigned_at=last,
+            user_id=row.id,
+            name=row.display_name,
+            team_id=row.team_id,
+            capacity=float(row.capacity),
+            load=loads[row.id],
+            skills={str(k): int(v) for k, v in (row.skills or {}).items()},
+            last_assigned_at=_aware(row.last_assigned_at),
         )
-        for u, last in rows
+        for row in rows
     ]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Column reads outside the ORM skip the UTC type on some drivers: make it aware."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 async def _channels(session: AsyncSession) -> dict[int, tuple[str, dict[str, Any]]]:
@@ -338,7 +353,13 @@ async def dispatch(
         return []
     open_queue_ids = [q.id for q in queues if q.is_active and rules.is_open(q.hours, now)]
 
-    # 3. most urgent first
+    # 3. most urgent first; as many as the free places could take, with room for the
+    # ones the free operators may not take (skills, teams), not the whole queue
+    min_weight = min(
+        (rules.channel_rule(c.kind, c.config).weight for c in channel_rows.values()), default=1.0
+    )
+    room = sum(max(0.0, op.capacity - op.load) for op in operators) / max(min_weight, 0.01)
+    window = min(batch, 50 + int(room * 4))
     waiting = (
         await session.scalars(
             select(Conversation)
@@ -348,16 +369,13 @@ async def dispatch(
                 or_(Conversation.queue_id.is_(None), Conversation.queue_id.in_(open_queue_ids)),
             )
             .order_by(Conversation.priority.desc(), Conversation.sla_due_at, Conversation.id)
-            .limit(batch)
+            .limit(window)
             # a take or close in flight keeps its dialog (next pass); one that committed
             # after this read began is re-checked, never overwritten (PostgreSQL)
             .with_for_update(skip_locked=True)
         )
     ).all()
     decisions: list[Decision] = []
-    min_weight = min(
-        (rules.channel_rule(c.kind, c.config).weight for c in channel_rows.values()), default=1.0
-    )
     for conv in waiting:
         if all(op.load + min_weight > op.capacity + 1e-9 for op in operators):
             break  # everybody is full
