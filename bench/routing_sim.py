@@ -6,7 +6,8 @@ Usage:
     python3 bench/routing_sim.py --stress-only            # only the target point (400 ops, 2,000 waiting)
     python3 bench/routing_sim.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/okno_sim
 Options (see --help): --tick S virtual seconds per step, --grace-seconds, --seed, --profile
-(cProfile of the stress passes), --keep (keep the data directory / database), --out FILE.
+(cProfile of the stress passes), --gc-freeze, --dispatch-batch N (what one pass looks at;
+default: the service's own default), --keep (keep the data directory / database), --out FILE.
 
 What it plays (all of it seeded from --seed, so two runs see the same day):
 
