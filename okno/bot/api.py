@@ -9,7 +9,7 @@ import yaml
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okno.bot import service
+from okno.bot import service, turns
 from okno.bot.schemas import AskRequest, AskResponse, ImportResult, Suggestion, SuggestResponse
 from okno.channels.widget import service as widget
 from okno.errors import BadRequest, Forbidden, OknoError
@@ -63,6 +63,11 @@ async def ask(body: AskRequest, request: Request, state: State) -> AskResponse:
         now=service.utcnow(),
         answers=state.kb.answers,
     )
+
+    async def keep(session: AsyncSession) -> None:
+        await turns.record(session, d, text=body.text, channel_kind=channel or "api")
+
+    await write(state, keep)
     return AskResponse(
         decision=d.decision,
         confidence=d.confidence,

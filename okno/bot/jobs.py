@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okno.bot import service
+from okno.bot import service, turns
 from okno.bot.triggers import REPLY
 from okno.channels.models import Channel
 from okno.conversations import actions
@@ -66,6 +66,16 @@ async def reply(session: AsyncSession, payload: dict[str, Any], ctx: JobContext)
                 decision.suggestions,
                 "repeated",
             )
+    await turns.record(
+        session,
+        decision,
+        text=message.text,
+        channel_kind=kind,
+        conversation_id=conversation.id,
+        message_id=message.id,
+        suggested=bool(payload.get("suggested")) or entry is not None,
+        picked=entry is not None,
+    )
     if decision.decision == "answer" and decision.answer:
         await actions.bot_says(session, conversation, text=decision.answer)
     else:

@@ -16,7 +16,13 @@ def enabled(channel_config: dict[str, object] | None) -> bool:
 
 
 async def request_reply(
-    session: AsyncSession, *, message_id: int, article_id: str | None = None
+    session: AsyncSession,
+    *,
+    message_id: int,
+    article_id: str | None = None,
+    suggested: bool = False,
+    button: str | None = None,
+    location: tuple[float, float] | None = None,
 ) -> None:
     """The bot's turn for this message, after the transaction commits (customer-facing
     priority; one job per message, so a retried send does not answer twice)."""
@@ -25,6 +31,12 @@ async def request_reply(
         kind=REPLY,
         queue="bot",
         priority=0,
-        payload={"message_id": message_id, "article_id": article_id},
+        payload={
+            "message_id": message_id,
+            "article_id": article_id,
+            "suggested": suggested,
+            "button": button,
+            "location": list(location) if location else None,
+        },
         dedup_key=f"{REPLY}:{message_id}",
     )

@@ -34,7 +34,11 @@ class Inbound:
     client_msg_id: str | None = None
     external_id: str | None = None
     files: list[StoredFile] = field(default_factory=list)
+    # What the bot needs besides the text (channel adapters fill what their channel has):
     article_id: str | None = None  # a question the customer picked from the suggestions
+    suggested: bool = False  # as-you-type suggestions were on screen when they sent it
+    button: str | None = None  # the payload of a flow button the customer pressed
+    location: tuple[float, float] | None = None  # a shared location (latitude, longitude)
 
     @property
     def dedup_key(self) -> str | None:
@@ -113,7 +117,12 @@ async def receive(session: AsyncSession, inbound: Inbound) -> tuple[Message, boo
     )
     if conversation.status == "bot":
         await bot_triggers.request_reply(
-            session, message_id=message.id, article_id=inbound.article_id
+            session,
+            message_id=message.id,
+            article_id=inbound.article_id,
+            suggested=inbound.suggested,
+            button=inbound.button,
+            location=inbound.location,
         )
     return message, True
 

@@ -67,6 +67,11 @@ class Conversation(Base):
     customer_read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     staff_read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     unread_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The bank's own id of the customer, when they proved who they are in this dialog (a
+    # token the bank signed, e.g. the widget on the signed-in internet bank). Self-service
+    # steps that reach the bank's back-end run only when this is set.
+    verified_as: Mapped[str | None] = mapped_column(String(100))
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Message(Base):

@@ -88,7 +88,17 @@ async def send_message(body: WidgetMessage, request: Request, state: State) -> J
     ws = _session(request, state)
     text = clean_text(body.text, max_chars=state.settings.max_text_chars)
     return await _receive(
-        state, ws, text=text, client_msg_id=body.client_msg_id, files=[], article_id=body.article_id
+        state,
+        ws,
+        text=text,
+        client_msg_id=body.client_msg_id,
+        files=[],
+        bot_input={
+            "article_id": body.article_id,
+            "suggested": body.suggested,
+            "button": body.button,
+            "location": (body.location.lat, body.location.lon) if body.location else None,
+        },
     )
 
 
@@ -121,7 +131,7 @@ async def _receive(
     text: str,
     client_msg_id: str,
     files: list[StoredFile],
-    article_id: str | None = None,
+    bot_input: dict[str, Any] | None = None,
 ) -> JSONResponse:
     """Store what the visitor sent through the channel-neutral inbound path."""
 
@@ -135,7 +145,7 @@ async def _receive(
                 text=text,
                 client_msg_id=client_msg_id,
                 files=files,
-                article_id=article_id,
+                **(bot_input or {}),
             ),
         )
 

@@ -39,6 +39,11 @@ class SessionResponse(BaseModel):
     widget: WidgetConfig
 
 
+class Location(Input):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
 class WidgetMessage(Input):
     client_msg_id: str = Field(min_length=1, max_length=100)
     text: str = Field(min_length=1)
@@ -47,6 +52,15 @@ class WidgetMessage(Input):
         max_length=100,
         description="The suggested question the visitor picked: the bot answers it at once.",
     )
+    suggested: bool = Field(
+        default=False, description="Suggestions were on screen when the visitor sent it."
+    )
+    button: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The payload of a bot button the visitor pressed (text is its label).",
+    )
+    location: Location | None = Field(default=None, description="A location the visitor shared.")
 
 
 class Rated(BaseModel):
