@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from okno import health
 from okno.analytics import api as analytics_api
 from okno.bot import api as bot_api
+from okno.bot import flows_api
 from okno.bot.service import knowledge_for
 from okno.bus.factory import make_bus
 from okno.channels import api as channels_api
@@ -211,6 +212,7 @@ def create_app(settings: Settings) -> FastAPI:
         analytics_api.router,
         routing_api.router,
         bot_api.router,
+        flows_api.router,
         health.router,
         pages.router,
     ):

@@ -43,7 +43,14 @@ def _settings(**overrides: Any) -> Settings:
 
 def _fail(exc: Exception) -> click.ClickException:
     if isinstance(exc, OknoError):
-        return click.ClickException(exc.message)
+        # one line (scripts read the first "Error:" line): the message, then each problem
+        problems = []
+        for item in exc.fields.get("errors") or []:
+            where = ", ".join(
+                f"{k} {item[k]}" for k in ("position", "line", "id") if item.get(k) is not None
+            )
+            problems.append(f"{where}: {item.get('problem')}")
+        return click.ClickException("; ".join([exc.message, *problems[:10]]))
     return click.ClickException(f"{type(exc).__name__}: {exc}")
 
 
@@ -420,6 +427,83 @@ def kb_export() -> None:
 
 
 @main.group()
+def flows() -> None:
+    """The bot's button flows (docs/flows.md)."""
+
+
+@flows.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def flows_import(file: Path, as_json: bool) -> None:
+    """Create or update flows from a YAML or JSON FILE (all or nothing)."""
+    import yaml
+
+    from okno.bot import flows as bot_flows
+    from okno.bot.service import yaml_problem
+
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise click.ClickException(
+            f"{file} is not valid YAML or JSON: {yaml_problem(exc)}"
+        ) from None
+
+    async def run(session: AsyncSession) -> Any:
+        return await bot_flows.import_flows(session, data)
+
+    report = _run(_in_transaction(_settings(), run))
+    out = {"created": report.created, "updated": report.updated, "unchanged": report.unchanged}
+    click.echo(json.dumps(out) if as_json else ", ".join(f"{k}: {v}" for k, v in out.items()))
+
+
+@flows.command("export")
+def flows_export() -> None:
+    """Print every active flow as YAML (the import format)."""
+    import yaml
+
+    from okno.bot import flows as bot_flows
+
+    data = _run(_in_transaction(_settings(), bot_flows.export_flows))
+    click.echo(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, default_flow_style=False))
+
+
+@main.group()
+def places() -> None:
+    """The branch and ATM directory the bot's location steps search."""
+
+
+@places.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="Switch off places missing from FILE.")
+@click.option("--json", "as_json", is_flag=True)
+def places_import(file: Path, replace: bool, as_json: bool) -> None:
+    """Create or update places from a CSV FILE with the header
+    id,kind,name,city,address,lat,lon,hours,services (all or nothing)."""
+    from okno.bot import places as bot_places
+
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file} is not UTF-8 text") from None
+
+    async def run(session: AsyncSession) -> Any:
+        return await bot_places.import_places(session, text, replace=replace)
+
+    report = _run(_in_transaction(_settings(), run))
+    out = {
+        "created": report.created,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "deactivated": report.deactivated,
+    }
+    click.echo(json.dumps(out) if as_json else ", ".join(f"{k}: {v}" for k, v in out.items()))
+
+
+@main.group()
 def bot() -> None:
     """Ask the bot from the command line."""
 
@@ -477,8 +561,10 @@ async def seed_demo(session: AsyncSession) -> list[tuple[str, str, str]]:
     import yaml
     from sqlalchemy import func, select
 
+    from okno.bot import flows as bot_flows
+    from okno.bot import places as bot_places
     from okno.bot import service as bot_service
-    from okno.bot.models import Article
+    from okno.bot.models import Article, Flow, Place
     from okno.bot.text import DATA
     from okno.channels import service as channels_service
     from okno.channels.models import Channel
@@ -510,6 +596,14 @@ async def seed_demo(session: AsyncSession) -> list[tuple[str, str, str]]:
     if await session.scalar(select(func.count()).select_from(Article)) == 0:
         data = yaml.safe_load((DATA / "demo_kb.yaml").read_text(encoding="utf-8"))
         await bot_service.import_articles(session, data)
+    # button flows and the branch/ATM directory
+    if await session.scalar(select(func.count()).select_from(Flow)) == 0:
+        data = yaml.safe_load((DATA / "demo_flows.yaml").read_text(encoding="utf-8"))
+        await bot_flows.import_flows(session, data)
+    if await session.scalar(select(func.count()).select_from(Place)) == 0:
+        await bot_places.import_places(
+            session, (DATA / "demo_places.csv").read_text(encoding="utf-8")
+        )
     return created
 
 

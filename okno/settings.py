@@ -97,6 +97,23 @@ class Settings(BaseSettings):
         description="The bot answers when its confidence reaches this, else hands the dialog "
         "to a person; `python3 bench/bot_eval.py` shows how it trades answers for hand-offs.",
     )
+    bot_actions_url: str = Field(
+        default="",
+        description="Base URL of the bank's self-service gateway: a flow's `action: balance` "
+        "step POSTs to `<url>/balance` for a verified customer. Empty: such steps hand the "
+        "dialog to a person.",
+    )
+    bot_actions_token: str = Field(
+        default="",
+        description="Bearer token okno sends to the self-service gateway (never logged).",
+    )
+    bot_actions_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        description="How long a self-service call may take before the bot apologises and "
+        "hands the dialog to a person.",
+    )
     widget_session_days: int = Field(
         default=30, ge=1, description="Lifetime of a widget session token (customer side)."
     )

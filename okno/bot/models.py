@@ -105,6 +105,9 @@ class Flow(Base):
     external_id: Mapped[str] = mapped_column(String(100), unique=True)
     title: Mapped[str] = mapped_column(String(300))
     questions: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Articles whose questions start this flow instead of the article's answer (so a flow
+    # need not repeat an article's questions and compete with it).
+    articles: Mapped[list[str]] = mapped_column(JSONType, default=list)
     topic: Mapped[str | None] = mapped_column(String(100))
     channels: Mapped[list[str]] = mapped_column(JSONType, default=list)  # empty: all
     start: Mapped[str] = mapped_column(String(100))

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.bot.index import Entry, Hit, Retriever
-from okno.bot.models import Article, ArticleVersion
+from okno.bot.models import Article, ArticleVersion, Flow
 from okno.db.base import utcnow
 from okno.errors import BadRequest
 
@@ -196,8 +196,22 @@ async def export_articles(session: AsyncSession) -> dict[str, Any]:
 
 
 async def entries(session: AsyncSession) -> list[Entry]:
+    """Every active article and button flow: a flow is found by its questions like an
+    article, under the id ``flow:<id>``, and picking it starts the flow."""
     rows = (await session.scalars(select(Article).where(Article.is_active.is_(True)))).all()
+    flows = (await session.scalars(select(Flow).where(Flow.is_active.is_(True)))).all()
     return [
+        Entry(
+            article_id=f"flow:{f.external_id}",
+            title=f.title,
+            questions=tuple(f.questions or ()),
+            answer="",
+            topic=f.topic,
+            channels=tuple(f.channels or ()),
+        )
+        for f in flows
+        if f.questions
+    ] + [
         Entry(
             article_id=a.external_id,
             title=a.title,
@@ -213,16 +227,24 @@ async def entries(session: AsyncSession) -> list[Entry]:
 
 
 async def fingerprint(session: AsyncSession) -> tuple[int, int, str]:
-    count, versions, newest = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(Article.version), 0),
-                func.max(Article.updated_at),
-            ).where(Article.is_active.is_(True))
+    marks = []
+    for model in (Article, Flow):
+        marks.append(
+            (
+                await session.execute(
+                    select(
+                        func.count(),
+                        func.coalesce(func.sum(model.version), 0),
+                        func.max(model.updated_at),
+                    ).where(model.is_active.is_(True))
+                )
+            ).one()
         )
-    ).one()
-    return int(count), int(versions), str(newest)
+    return (
+        sum(int(m[0]) for m in marks),
+        sum(int(m[1]) for m in marks),
+        "|".join(str(m[2]) for m in marks),
+    )
 
 
 class KnowledgeBase:

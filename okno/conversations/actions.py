@@ -7,6 +7,7 @@ records its event, all in the caller's transaction.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -330,9 +331,15 @@ async def mark_read_by_staff(
 # ------------------------------------------------------------------ for the bot
 
 
-async def bot_says(session: AsyncSession, conversation: Conversation, *, text: str) -> Message:
+async def bot_says(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    text: str,
+    meta: dict[str, Any] | None = None,
+) -> Message:
     """The bot answers the customer (the dialog stays with the bot)."""
-    return await add_message(session, conversation, author_kind="bot", text=text)
+    return await add_message(session, conversation, author_kind="bot", text=text, meta=meta)
 
 
 async def hand_off(

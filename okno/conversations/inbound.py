@@ -39,6 +39,18 @@ class Inbound:
     suggested: bool = False  # as-you-type suggestions were on screen when they sent it
     button: str | None = None  # the payload of a flow button the customer pressed
     location: tuple[float, float] | None = None  # a shared location (latitude, longitude)
+    # The bank's id of the customer when the channel proved it (a token the bank signed).
+    verified_as: str | None = None
+
+    def meta(self) -> dict[str, object] | None:
+        """What the message carries for people reading it later (the shared location, the
+        button pressed)."""
+        meta: dict[str, object] = {}
+        if self.location:
+            meta["location"] = {"lat": self.location[0], "lon": self.location[1]}
+        if self.button:
+            meta["button"] = self.button
+        return meta or None
 
     @property
     def dedup_key(self) -> str | None:
@@ -104,6 +116,9 @@ async def receive(session: AsyncSession, inbound: Inbound) -> tuple[Message, boo
         )
         if not with_bot:
             await request_dispatch(session)  # routing places and assigns it
+    if inbound.verified_as and conversation.verified_as != inbound.verified_as:
+        conversation.verified_as = inbound.verified_as
+        conversation.verified_at = utcnow()
     message = await add_message(
         session,
         conversation,
@@ -114,6 +129,7 @@ async def receive(session: AsyncSession, inbound: Inbound) -> tuple[Message, boo
         external_id=inbound.external_id,
         dedup_key=key,
         files=inbound.files,
+        meta=inbound.meta(),
     )
     if conversation.status == "bot":
         await bot_triggers.request_reply(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,6 +52,7 @@ async def add_message(
     dedup_key: str | None = None,
     files: list[StoredFile] | None = None,
     author_name: str | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> Message:
     """Insert a message with its attachments, update the dialog, record ``message.created``.
 
@@ -68,6 +70,7 @@ async def add_message(
         external_id=external_id,
         dedup_key=dedup_key,
         created_at=now,
+        meta=meta or None,
     )
     session.add(message)
     await session.flush()

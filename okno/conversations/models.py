@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -90,6 +91,10 @@ class Message(Base):
     external_id: Mapped[str | None] = mapped_column(String(200))
     # Who sent it plus their own id for it; unique, so a retried send stores one message.
     dedup_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    # What a message carries besides text: a bot step's buttons, the places found near the
+    # customer, the location they shared, the button they pressed. Shown by the widget and
+    # the workspace; channel adapters turn buttons into their native keyboards.
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

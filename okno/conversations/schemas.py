@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -29,6 +29,12 @@ class MessageOut(BaseModel):
     client_msg_id: str | None
     created_at: datetime
     attachments: list[AttachmentOut] = []
+    meta: dict[str, Any] | None = Field(
+        default=None,
+        description="Bot buttons ({buttons: [{label, payload}]}), places found near the "
+        "customer ({places: [...]}), a shared location ({location: {lat, lon}}), a pressed "
+        "button ({button})",
+    )
 
 
 class MessagePosted(BaseModel):

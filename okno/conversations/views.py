@@ -98,6 +98,7 @@ async def messages_out(
                 client_msg_id=m.client_msg_id,
                 created_at=m.created_at,
                 attachments=[attachment_out(a, url_prefix) for a in by_message.get(m.id, [])],
+                meta=m.meta,
             )
         )
     return out

@@ -30,6 +30,7 @@ def default_registry() -> Registry:
     registry.register("events.prune", _prune_events)
     registry.register("jobs.prune", _prune_jobs)
     registry.register(bot_jobs.REPLY, bot_jobs.reply)
+    registry.register(bot_jobs.ACTION, bot_jobs.action, prepare=bot_jobs.prepare_action)
     registry.register(DISPATCH, routing_jobs.dispatch)
     registry.register(routing_jobs.WATCHDOG, routing_jobs.watchdog)
     registry.every(routing_jobs.WATCHDOG, 5, priority=0, queue="routing")

@@ -38,9 +38,14 @@ class JobContext:
     settings: Settings
     job_id: int
     attempt: int
+    # What the kind's `prepare` step returned (work done before the transaction opened).
+    prepared: Any = None
 
 
 JobHandler = Callable[[AsyncSession, dict[str, Any], JobContext], Awaitable[None]]
+# Runs before the handler's transaction, for slow outside calls (a bank back-end) that must
+# not hold the database's write lock; it may read through the Database it is given.
+JobPrepare = Callable[[Database, dict[str, Any], JobContext], Awaitable[Any]]
 
 
 @dataclass
@@ -57,11 +62,16 @@ class Registry:
 
     handlers: dict[str, JobHandler] = field(default_factory=dict)
     periodic: list[Periodic] = field(default_factory=list)
+    prepares: dict[str, JobPrepare] = field(default_factory=dict)
 
-    def register(self, kind: str, handler: JobHandler) -> None:
+    def register(
+        self, kind: str, handler: JobHandler, *, prepare: JobPrepare | None = None
+    ) -> None:
         if kind in self.handlers:
             raise ValueError(f"job kind {kind!r} registered twice")
         self.handlers[kind] = handler
+        if prepare is not None:
+            self.prepares[kind] = prepare
 
     def every(self, kind: str, seconds: int, **kw: Any) -> None:
         self.periodic.append(Periodic(kind, seconds, **kw))
@@ -138,12 +148,12 @@ class Worker:
             try:
                 if handler is None:
                     raise LookupError(f"no handler for job kind {kind!r}")
+                ctx = JobContext(settings=self.settings, job_id=job_id, attempt=attempt)
+                prepare = self.registry.prepares.get(kind)
+                if prepare is not None:
+                    ctx.prepared = await prepare(self.db, payload, ctx)
                 async with self.db.transaction() as session:
-                    await handler(
-                        session,
-                        payload,
-                        JobContext(settings=self.settings, job_id=job_id, attempt=attempt),
-                    )
+                    await handler(session, payload, ctx)
                     if not await service.finish(session, job_id=job_id, worker_id=self.id):
                         # Our lease ran out and another worker has the job: undo our
                         # effects so they do not land twice.

@@ -66,6 +66,7 @@ async def create_session(body: SessionRequest, request: Request, state: State) -
             origin=request.headers.get("origin"),
             signing_key=state.signing_key,
             ttl_days=state.settings.widget_session_days,
+            customer_token=body.customer_token,
         )
 
     token, ws, channel, current = await write(state, run)
@@ -141,7 +142,8 @@ async def _receive(
             session,
             inbound.Inbound(
                 channel=channel,
-                external_customer_id=ws.visitor_id,
+                external_customer_id=ws.external_id,
+                verified_as=ws.bank_id,
                 text=text,
                 client_msg_id=client_msg_id,
                 files=files,

@@ -16,6 +16,14 @@ class Visitor(BaseModel):
 class SessionRequest(Input):
     widget_key: str = Field(min_length=1, max_length=100)
     visitor: Visitor | None = None
+    customer_token: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="When the customer is signed in to the bank's site: a JWT the bank signed "
+        "(HS256, the widget's identity secret) with sub = the bank's customer id and exp. The "
+        "dialog is then verified (self-service steps may run) and one history follows the "
+        "customer across devices.",
+    )
 
 
 class WidgetConfig(BaseModel):

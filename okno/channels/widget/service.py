@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.channels import service as channels
@@ -25,6 +26,48 @@ class WidgetSession:
     customer_id: int
     channel_id: int
     visitor_id: str
+    bank_id: str | None = None  # the bank vouched for who this is (a signed customer token)
+
+    @property
+    def external_id(self) -> str:
+        """The customer's id in this channel: the bank's id when verified, else the
+        browser's visitor id."""
+        return f"bank:{self.bank_id}" if self.bank_id else self.visitor_id
+
+
+MAX_CUSTOMER_TOKEN_HOURS = 24
+
+
+def verify_customer_token(channel: Channel, token: str) -> str:
+    """The bank's customer id from a token the bank signed for this widget."""
+    secret = str((channel.config or {}).get("identity_secret") or "")
+    if not secret:
+        raise BadRequest(
+            "this widget does not accept customer tokens (no identity secret is set)",
+            code="customer_token_not_accepted",
+        )
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized(
+            "the customer token has expired", code="customer_token_expired"
+        ) from None
+    except jwt.InvalidTokenError:
+        raise Unauthorized(
+            "the customer token is not valid", code="customer_token_invalid"
+        ) from None
+    bank_id = str(claims["sub"]).strip()
+    issued = claims.get("iat")
+    if not bank_id or len(bank_id) > 100:
+        raise Unauthorized("the customer token is not valid", code="customer_token_invalid")
+    if isinstance(issued, int | float) and claims["exp"] - issued > MAX_CUSTOMER_TOKEN_HOURS * 3600:
+        raise Unauthorized(
+            f"the customer token may live at most {MAX_CUSTOMER_TOKEN_HOURS} hours",
+            code="customer_token_invalid",
+        )
+    return bank_id
 
 
 def new_visitor_id() -> str:
@@ -51,23 +94,33 @@ async def start_session(
     origin: str | None,
     signing_key: str,
     ttl_days: int,
+    customer_token: str | None = None,
 ) -> tuple[str, WidgetSession, Channel, int | None]:
     """Open (or resume) a visitor's session: (token, session, channel, open dialog id)."""
     channel = await channels.get_widget(session, key=widget_key)
     if not channels.origin_allowed(channel, origin):
         raise Forbidden("this site may not use the widget", code="origin_not_allowed")
     visitor = check_visitor_id(visitor_id) if visitor_id else new_visitor_id()
+    bank_id = verify_customer_token(channel, customer_token) if customer_token else None
     identity = await get_or_create_identity(
-        session, channel_id=channel.id, external_id=visitor, display_name=visitor_name
+        session,
+        channel_id=channel.id,
+        external_id=f"bank:{bank_id}" if bank_id else visitor,
+        display_name=visitor_name,
     )
-    ws = WidgetSession(customer_id=identity.customer_id, channel_id=channel.id, visitor_id=visitor)
+    ws = WidgetSession(
+        customer_id=identity.customer_id, channel_id=channel.id, visitor_id=visitor, bank_id=bank_id
+    )
+    claims: dict[str, object] = {"ch": channel.id, "vid": visitor}
+    if bank_id:
+        claims["bank"] = bank_id
     token = tokens.issue(
         signing_key,
         typ=tokens.WIDGET,
         subject=str(identity.customer_id),
-        ttl=timedelta(days=ttl_days),
-        ch=channel.id,
-        vid=visitor,
+        # a verified session lives no longer than the bank's own sign-in would
+        ttl=timedelta(hours=MAX_CUSTOMER_TOKEN_HOURS) if bank_id else timedelta(days=ttl_days),
+        **claims,
     )
     current = await conversations.open_conversation_of(
         session, customer_id=identity.customer_id, channel_id=channel.id
@@ -83,6 +136,7 @@ def verify_session(signing_key: str, token: str) -> WidgetSession:
             customer_id=int(claims["sub"]),
             channel_id=int(claims["ch"]),
             visitor_id=str(claims["vid"]),
+            bank_id=str(claims["bank"]) if claims.get("bank") else None,
         )
     except (KeyError, TypeError, ValueError):
         raise Unauthorized("the token is not valid", code="token_invalid") from None

@@ -47,6 +47,9 @@ def upgrade() -> None:
         sa.Column(
             "questions", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
+        sa.Column(
+            "articles", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
         sa.Column("topic", sa.String(length=100), nullable=True),
         sa.Column(
             "channels", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
@@ -179,6 +182,13 @@ def upgrade() -> None:
             batch_op.f("ix_reply_suggestions_conversation_id"), ["conversation_id"], unique=False
         )
 
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "meta", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True
+            )
+        )
+
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("verified_as", sa.String(length=100), nullable=True))
         batch_op.add_column(sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True))
@@ -191,6 +201,9 @@ def downgrade() -> None:
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_column("verified_at")
         batch_op.drop_column("verified_as")
+
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_column("meta")
 
     with op.batch_alter_table("reply_suggestions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reply_suggestions_conversation_id"))

@@ -1,0 +1,291 @@
+"""Button flows and the branch/ATM directory over HTTP: the editor's API, imports, exports,
+and the nearest places to a point."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import structlog
+import yaml
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.bot import flows, places
+from okno.bot.models import Flow, FlowVersion, Place
+from okno.bot.service import yaml_problem
+from okno.errors import BadRequest, Forbidden, NotFound
+from okno.http import CurrentUser, State, write
+from okno.inputs import Input
+from okno.operators.models import User
+
+log = structlog.get_logger("okno.bot")
+router = APIRouter(prefix="/api/v1/bot", tags=["bot flows"])
+MAX_BODY = 5 * 1024 * 1024
+
+
+def _admin(user: User) -> None:
+    if user.role != "admin":
+        raise Forbidden("only admins change the bot's flows and directory", code="forbidden_role")
+
+
+def _reader(user: User) -> None:
+    if user.role not in ("admin", "supervisor"):
+        raise Forbidden("not allowed for your role", code="forbidden_role")
+
+
+class FlowOut(BaseModel):
+    id: str
+    title: str
+    questions: list[str]
+    articles: list[str]
+    topic: str | None
+    channels: list[str]
+    start: str
+    steps: dict[str, Any]
+    version: int
+    is_active: bool
+    updated_at: datetime
+    updated_by: str | None = None
+
+
+class FlowsOut(BaseModel):
+    flows: list[FlowOut]
+
+
+class FlowSave(Input):
+    flow: dict[str, Any] = Field(description="The flow in the import format (id, title, ...).")
+    version: int | None = Field(
+        default=None, ge=1, description="The version being edited; a newer one saved since → 409."
+    )
+
+
+class FlowVersionOut(BaseModel):
+    version: int
+    content: dict[str, Any]
+    changed_by: str | None
+    source: str
+    at: datetime
+
+
+class FlowHistoryOut(BaseModel):
+    versions: list[FlowVersionOut]
+
+
+class ImportCounts(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+    deactivated: int = 0
+
+
+class PlaceOut(BaseModel):
+    id: str
+    kind: str
+    name: str
+    city: str
+    address: str
+    hours: str
+    services: list[str]
+    lat: float
+    lon: float
+    distance_km: float | None
+
+
+class PlacesOut(BaseModel):
+    places: list[PlaceOut]
+    total: int = Field(description="Active places in the directory.")
+
+
+async def _names(session: AsyncSession, ids: set[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    rows = await session.execute(select(User.id, User.display_name).where(User.id.in_(wanted)))
+    return {row[0]: row[1] for row in rows}
+
+
+def _out(flow: Flow, names: dict[int, str]) -> FlowOut:
+    return FlowOut(
+        id=flow.external_id,
+        title=flow.title,
+        questions=list(flow.questions or []),
+        articles=list(flow.articles or []),
+        topic=flow.topic,
+        channels=list(flow.channels or []),
+        start=flow.start,
+        steps=flow.steps,
+        version=flow.version,
+        is_active=flow.is_active,
+        updated_at=flow.updated_at,
+        updated_by=names.get(flow.updated_by or 0),
+    )
+
+
+@router.get("/flows", response_model=FlowsOut)
+async def list_flows(user: CurrentUser, state: State) -> FlowsOut:
+    """Every flow, the switched-off ones too (they keep their history)."""
+    _reader(user)
+    async with state.db.read() as session:
+        rows = (await session.scalars(select(Flow).order_by(Flow.title))).all()
+        names = await _names(session, {f.updated_by for f in rows})
+    return FlowsOut(flows=[_out(f, names) for f in rows])
+
+
+@router.get("/flows/export")
+async def export_flows(user: CurrentUser, state: State) -> dict[str, Any]:
+    """Every active flow in the import format."""
+    _reader(user)
+    async with state.db.read() as session:
+        return await flows.export_flows(session)
+
+
+async def _get(session: AsyncSession, flow_id: str) -> Flow:
+    flow = await flows.flow_by_external_id(session, flow_id)
+    if flow is None:
+        raise NotFound(f"there is no flow '{flow_id}'", code="flow_not_found")
+    return flow
+
+
+@router.get("/flows/{flow_id}", response_model=FlowOut)
+async def get_flow(flow_id: str, user: CurrentUser, state: State) -> FlowOut:
+    _reader(user)
+    async with state.db.read() as session:
+        flow = await _get(session, flow_id)
+        return _out(flow, await _names(session, {flow.updated_by}))
+
+
+@router.put("/flows/{flow_id}", response_model=FlowOut)
+async def save_flow(flow_id: str, body: FlowSave, user: CurrentUser, state: State) -> FlowOut:
+    """Create or change a flow (the editor's save). Checked like an import; a problem names
+    the step it is in."""
+    _admin(user)
+    raw = {**body.flow, "id": flow_id}
+    try:
+        item = flows.clean_flow(raw)
+    except flows.FlowError as exc:
+        raise BadRequest(str(exc), code="bad_flow") from None
+
+    async def run(session: AsyncSession) -> FlowOut:
+        flow, outcome = await flows.save_flow(
+            session, item, actor_id=user.id, source="edit", expected_version=body.version
+        )
+        log.info("bot.flow_saved", flow=flow.external_id, outcome=outcome, actor_id=user.id)
+        return _out(flow, {user.id: user.display_name})
+
+    return await write(state, run)
+
+
+@router.delete("/flows/{flow_id}", status_code=204)
+async def switch_off_flow(flow_id: str, user: CurrentUser, state: State) -> None:
+    """Switch a flow off (never deleted: its history and past dialogs keep their meaning)."""
+    _admin(user)
+
+    async def run(session: AsyncSession) -> None:
+        flow = await _get(session, flow_id)
+        await flows.switch_off(session, flow, actor_id=user.id)
+
+    await write(state, run)
+
+
+@router.get("/flows/{flow_id}/history", response_model=FlowHistoryOut)
+async def flow_history(flow_id: str, user: CurrentUser, state: State) -> FlowHistoryOut:
+    _reader(user)
+    async with state.db.read() as session:
+        flow = await _get(session, flow_id)
+        rows = (
+            await session.scalars(
+                select(FlowVersion)
+                .where(FlowVersion.flow_id == flow.id)
+                .order_by(FlowVersion.version.desc())
+            )
+        ).all()
+        names = await _names(session, {v.changed_by for v in rows})
+    return FlowHistoryOut(
+        versions=[
+            FlowVersionOut(
+                version=v.version,
+                content=v.content,
+                changed_by=names.get(v.changed_by or 0),
+                source=v.source,
+                at=v.at,
+            )
+            for v in rows
+        ]
+    )
+
+
+async def _body(request: Request) -> str:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise BadRequest(f"the file is larger than {MAX_BODY // 1024 // 1024} MB", code="too_large")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadRequest("the file is not UTF-8 text", code="bad_encoding") from None
+
+
+@router.post("/flows/import", response_model=ImportCounts)
+async def import_flows(request: Request, user: CurrentUser, state: State) -> ImportCounts:
+    """Flows from a YAML or JSON body (`flows:` list); all or nothing."""
+    _admin(user)
+    try:
+        data = yaml.safe_load(await _body(request))
+    except yaml.YAMLError as exc:
+        raise BadRequest(
+            f"the body is not valid YAML or JSON: {yaml_problem(exc)}", code="bad_flow_file"
+        ) from None
+
+    async def run(session: AsyncSession) -> flows.FlowImport:
+        return await flows.import_flows(session, data, actor_id=user.id)
+
+    report = await write(state, run)
+    log.info("bot.flows_imported", actor_id=user.id, created=report.created, updated=report.updated)
+    return ImportCounts(created=report.created, updated=report.updated, unchanged=report.unchanged)
+
+
+@router.post("/places/import", response_model=ImportCounts)
+async def import_places(
+    request: Request,
+    user: CurrentUser,
+    state: State,
+    replace: Annotated[
+        bool, Query(description="Places missing from the file are switched off.")
+    ] = False,
+) -> ImportCounts:
+    """The branch/ATM directory from a CSV body (header: id,kind,name,city,address,lat,lon,
+    hours,services); all or nothing, bad rows named by line."""
+    _admin(user)
+    text = await _body(request)
+
+    async def run(session: AsyncSession) -> places.PlacesImport:
+        return await places.import_places(session, text, replace=replace)
+
+    report = await write(state, run)
+    log.info(
+        "bot.places_imported", actor_id=user.id, created=report.created, updated=report.updated
+    )
+    return ImportCounts(
+        created=report.created,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        deactivated=report.deactivated,
+    )
+
+
+@router.get("/places", response_model=PlacesOut)
+async def nearest_places(
+    user: CurrentUser,
+    state: State,
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    lon: Annotated[float, Query(ge=-180, le=180)],
+    kind: Annotated[str, Query(pattern="^(branch|atm|any)$")] = "any",
+    limit: Annotated[int, Query(ge=1, le=50)] = 5,
+) -> PlacesOut:
+    """The nearest active branches/ATMs to a point, with distances (staff and integrators)."""
+    async with state.db.read() as session:
+        near = await places.nearest(session, lat, lon, kind=kind, limit=limit)
+        total = await session.scalar(select(func.count()).where(Place.is_active.is_(True)))
+    return PlacesOut(places=[PlaceOut(**n.as_dict()) for n in near], total=int(total or 0))
