@@ -16,8 +16,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from okno import health
 from okno.analytics import api as analytics_api
+from okno.bot import admin_api as bot_admin_api
 from okno.bot import api as bot_api
-from okno.bot import flows_api
+from okno.bot import assist_api, flows_api
 from okno.bot.service import knowledge_for
 from okno.bus.factory import make_bus
 from okno.channels import api as channels_api
@@ -102,6 +103,18 @@ class SecurityHeaders:
         await self.app(scope, receive, send_wrapper)
 
 
+async def _warm_knowledge_base(state: AppState) -> None:
+    """Build the bot's index at start-up, in the background: with a large base the first
+    customer to type would otherwise wait for it (tens of seconds at 10,000 articles)."""
+    try:
+        async with state.db.read() as session:
+            await state.kb.current(session)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a fresh database without tables yet, say: built on first use
+        log.warning("bot.warm_up_failed", error=type(exc).__name__)
+
+
 async def _presence_heartbeat(state: AppState, stop: asyncio.Event) -> None:
     """Tell the database which operators are connected to this process, every few seconds."""
     while not stop.is_set():
@@ -173,6 +186,7 @@ def create_app(settings: Settings) -> FastAPI:
             state.worker = worker
             worker_task = asyncio.create_task(worker.run_forever(stop))
         heartbeat_task = asyncio.create_task(_presence_heartbeat(state, stop))
+        warm_task = asyncio.create_task(_warm_knowledge_base(state))
         log.info(
             "app.started",
             database=db.dialect,
@@ -183,9 +197,11 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             stop.set()
+            warm_task.cancel()
             heartbeat_task.cancel()
-            with suppress(asyncio.CancelledError, Exception):
-                await heartbeat_task
+            for task in (warm_task, heartbeat_task):
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
             if worker_task:
                 with suppress(Exception):
                     await asyncio.wait_for(worker_task, timeout=10)
@@ -210,9 +226,12 @@ def create_app(settings: Settings) -> FastAPI:
         replies_api.router,
         customers_api.router,
         analytics_api.router,
+        analytics_api.reports,
         routing_api.router,
         bot_api.router,
         flows_api.router,
+        bot_admin_api.router,
+        assist_api.router,
         health.router,
         pages.router,
     ):

@@ -338,6 +338,12 @@ def channels_add(
 @click.option("--enable/--disable", "is_active", default=None)
 @click.option("--topic", default=None, help="Routing topic of dialogs from it; '' removes it.")
 @click.option("--bot/--no-bot", "bot", default=None, help="The bot answers new dialogs first.")
+@click.option(
+    "--identity-secret",
+    default=None,
+    help="Secret (32+ characters) the bank's site signs customer tokens with; '' removes it. "
+    "See docs/flows.md.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def channels_update(
     key: str,
@@ -349,9 +355,11 @@ def channels_update(
     is_active: bool | None,
     topic: str | None,
     bot: bool | None,
+    identity_secret: str | None,
     as_json: bool,
 ) -> None:
-    """Change a widget's name, greeting, info message, colour, sites, bot or on/off state."""
+    """Change a widget's name, greeting, info message, colour, sites, bot, identity secret
+    or on/off state."""
     from okno.channels import service
 
     settings = _settings()
@@ -369,17 +377,34 @@ def channels_update(
             allowed_origins=list(origins) or None,
             topic=topic,
             bot=bot,
+            identity_secret=identity_secret,
         )
         return {
             "id": channel.id,
             "key": channel.key,
             "name": channel.name,
             "is_active": channel.is_active,
-            **channel.config,
+            **service.config_for(channel, "admin"),  # secrets are not printed
         }
 
     result = _run(_in_transaction(settings, fn))
     click.echo(json.dumps(result, ensure_ascii=False) if as_json else f"updated widget {key}")
+
+
+def _read_yaml(file: Path) -> Any:
+    """A YAML or JSON file's content, or a one-line error saying where it is broken."""
+    import yaml
+
+    from okno.bot.service import yaml_problem
+
+    try:
+        return yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise click.ClickException(
+            f"{file} is not valid YAML or JSON: {yaml_problem(exc)}"
+        ) from None
 
 
 @main.group()
@@ -392,17 +417,9 @@ def kb() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def kb_import(file: Path, as_json: bool) -> None:
     """Create or update articles from a YAML or JSON FILE (all or nothing)."""
-    import yaml
-
     from okno.bot import service as bot
 
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        problem = bot.yaml_problem(exc)
-        raise click.ClickException(f"{file} is not valid YAML or JSON: {problem}") from None
+    data = _read_yaml(file)
 
     async def run(session: AsyncSession) -> Any:
         return await bot.import_articles(session, data)
@@ -436,19 +453,9 @@ def flows() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def flows_import(file: Path, as_json: bool) -> None:
     """Create or update flows from a YAML or JSON FILE (all or nothing)."""
-    import yaml
-
     from okno.bot import flows as bot_flows
-    from okno.bot.service import yaml_problem
 
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise click.ClickException(
-            f"{file} is not valid YAML or JSON: {yaml_problem(exc)}"
-        ) from None
+    data = _read_yaml(file)
 
     async def run(session: AsyncSession) -> Any:
         return await bot_flows.import_flows(session, data)

@@ -91,11 +91,32 @@ class Settings(BaseSettings):
         "dialogs back to the queue, in front of everyone.",
     )
     bot_answer_threshold: float = Field(
-        default=0.3,
+        default=0.25,
         ge=0.0,
         le=1.0,
-        description="The bot answers when its confidence reaches this, else hands the dialog "
-        "to a person; `python3 bench/bot_eval.py` shows how it trades answers for hand-offs.",
+        description="The bot answers when its confidence (the estimated probability that the "
+        "message is a question for the knowledge base at all, times how sure it is of the best "
+        "article, which can at most halve it) reaches this, else hands the dialog to a person; "
+        "`python3 bench/bot_eval.py` shows how it trades answers for hand-offs.",
+    )
+    reply_suggestions_history_days: int = Field(
+        default=90,
+        ge=0,
+        description="Reply suggestions for operators also offer earlier operator answers to "
+        "similar questions from dialogs of this many past days. 0: knowledge base only.",
+    )
+    reply_suggestions_history_pairs: int = Field(
+        default=5000,
+        ge=0,
+        description="At most this many of the newest question → answer pairs are kept in "
+        "memory (per process) for reply suggestions. Rebuilding the index takes about a "
+        "second per thousand pairs, in a thread.",
+    )
+    reply_suggestions_refresh_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="The in-memory index of earlier operator answers is rebuilt when older "
+        "than this, so new answers are offered within this time.",
     )
     bot_actions_url: str = Field(
         default="",

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import structlog
-from fastapi import APIRouter
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
 
+import structlog
+from fastapi import APIRouter, Query
+
+from okno.analytics import bot as bot_figures
 from okno.analytics import live
-from okno.analytics.schemas import BoardOut
-from okno.errors import Forbidden
+from okno.analytics.schemas import BoardOut, BotMetricsOut
+from okno.db.base import utcnow
+from okno.errors import BadRequest, Forbidden
 from okno.http import CurrentUser, State
 
 log = structlog.get_logger("okno.analytics")
 router = APIRouter(prefix="/api/v1/supervisor", tags=["analytics"])
+reports = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
+DEFAULT_DAYS = 7
 
 
 @router.get("/board", response_model=BoardOut)
@@ -26,3 +33,43 @@ async def board(user: CurrentUser, state: State) -> BoardOut:
         except Forbidden:
             log.warning("access.denied", user_id=user.id, resource="supervisor_board")
             raise
+
+
+def _moment(value: str, *, name: str, end: bool) -> datetime:
+    """A date-time as given (UTC when it names no zone); a bare date is its whole day, so
+    ``until=2026-05-31`` includes the 31st."""
+    try:
+        if len(value) == 10:
+            start = datetime.combine(date.fromisoformat(value), time(0, 0), tzinfo=UTC)
+            return start + timedelta(days=1) if end else start
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(
+            f"{name} must be a date like 2026-05-31 or a date-time like 2026-05-31T09:00",
+            code="bad_period",
+            field=name,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@reports.get("/bot", response_model=BotMetricsOut)
+async def bot_metrics(
+    user: CurrentUser,
+    state: State,
+    since: Annotated[str | None, Query(max_length=40)] = None,
+    until: Annotated[str | None, Query(max_length=40)] = None,
+) -> BotMetricsOut:
+    """The bot's figures for ``[since, until)`` (dates are whole days, UTC; default: the
+    last 7 days): dialogs it took, closed without a person and handed off by reason,
+    answers, suggestion click-through, reply-suggestion acceptance, per channel."""
+    if user.role not in ("supervisor", "admin"):
+        log.warning("access.denied", user_id=user.id, resource="bot_metrics")
+        raise Forbidden("not allowed for your role", code="forbidden_role")
+    end = _moment(until, name="until", end=True) if until else utcnow()
+    start = _moment(since, name="since", end=False) if since else end - timedelta(DEFAULT_DAYS)
+    if start >= end:
+        raise BadRequest("since must be before until", code="bad_period", field="since")
+    if end - start > timedelta(days=366):
+        raise BadRequest("at most a year at a time", code="bad_period", field="since")
+    async with state.db.read() as session:
+        return await bot_figures.bot_metrics(session, since=start, until=end)

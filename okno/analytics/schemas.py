@@ -56,3 +56,57 @@ class BoardOut(BaseModel):
     teams: list[TeamRow]
     operators: list[OperatorRow]
     totals: Totals
+
+
+# ------------------------------------------------------------------ bot metrics
+
+
+class BotDialogs(BaseModel):
+    started_with_bot: int = Field(description="Dialogs created in the period the bot took first.")
+    closed_by_bot: int = Field(description="Of those, closed with the bot and no person.")
+    closed_by_bot_share: float = Field(description="closed_by_bot / started_with_bot (0..1).")
+    with_bot_now: int = Field(description="Still with the bot (not closed, not handed off).")
+    handed_off: int = Field(description="Reached a person.")
+    handoff_reasons: dict[str, int] = Field(
+        description="Handed-off dialogs by why: unsure, empty, human_requested, repeated, "
+        "attachment (the bot's last decision), button (the customer pressed 'talk to a "
+        "person' after an answer, or staff took the dialog over)."
+    )
+
+
+class BotSuggestionClicks(BaseModel):
+    shown: int = Field(description="Customer messages sent while as-you-type suggestions showed.")
+    picked: int = Field(description="Of those, a suggestion was picked.")
+    click_through: float = Field(description="picked / shown (0..1).")
+
+
+class ReplySuggestionUse(BaseModel):
+    shown: int = Field(description="Reply suggestions offered to operators.")
+    messages: int = Field(description="Customer messages that had suggestions.")
+    accepted: int
+    edited: int
+    rejected: int
+    ignored: int = Field(description="Offered, no decision recorded.")
+    acceptance_rate: float = Field(
+        description="(accepted + edited) / shown: suggestions operators used (0..1)."
+    )
+
+
+class BotChannelRow(BaseModel):
+    kind: str
+    started_with_bot: int
+    closed_by_bot: int
+    handed_off: int
+    answers: int
+    suggestions_shown: int
+    suggestions_picked: int
+
+
+class BotMetricsOut(BaseModel):
+    since: datetime
+    until: datetime
+    dialogs: BotDialogs
+    answers: int = Field(description="Answers the bot gave in dialogs in the period.")
+    suggestions: BotSuggestionClicks
+    reply_suggestions: ReplySuggestionUse
+    channels: list[BotChannelRow]

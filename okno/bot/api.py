@@ -39,8 +39,10 @@ async def _channel_of_caller(request: Request, state: State) -> str | None:
 
 
 async def _channel_kind(state: State, channel_id: int) -> str | None:
-    async with state.db.read() as session:
-        channel = await state.channels.get(session, channel_id)
+    channel = state.channels.peek(channel_id)
+    if channel is None:
+        async with state.db.read() as session:
+            channel = await state.channels.get(session, channel_id)
     return channel.kind if channel else None
 
 
@@ -90,8 +92,10 @@ async def suggest(
     channel = await _channel_of_caller(request, state)
     if len(q.strip()) < 3:
         return SuggestResponse(suggestions=[])
-    async with state.db.read() as session:
-        retriever = await state.kb.current(session)
+    retriever = state.kb.recent()
+    if retriever is None:
+        async with state.db.read() as session:
+            retriever = await state.kb.current(session)
     hits = retriever.search(q, limit=limit, channel=channel, now=service.utcnow(), partial=True)
     return SuggestResponse(suggestions=_suggestions(hits))
 
@@ -114,6 +118,7 @@ async def import_kb(request: Request, user: CurrentUser, state: State) -> Import
         return await service.import_articles(session, data, actor_id=user.id)
 
     report = await write(state, run)
+    state.kb.invalidate()  # suggestions and answers see it at once
     log.info("kb.imported", actor_id=user.id, created=report.created, updated=report.updated)
     return ImportResult(created=report.created, updated=report.updated, unchanged=report.unchanged)
 

@@ -294,9 +294,31 @@ async def import_flows(
     return report
 
 
+STEP_ORDER = (
+    "kind",
+    "text",
+    "options",
+    "places",
+    "limit",
+    "action",
+    "params",
+    "article",
+    "topic",
+    "unverified_text",
+    "fallback_text",
+    "next",
+)
+
+
 def exported(flow: Flow) -> dict[str, Any]:
+    """The flow in the import format, each step's fields in reading order (the database
+    may keep them in any order)."""
     item: dict[str, Any] = {"id": flow.external_id, **content(flow)}
-    return {k: v for k, v in item.items() if v not in (None, [], "")}
+    item["steps"] = {
+        name: {k: step[k] for k in sorted(step, key=lambda k: STEP_ORDER.index(k))}
+        for name, step in (flow.steps or {}).items()
+    }
+    return {k: v for k, v in item.items() if v not in (None, [], "", {})}
 
 
 async def export_flows(session: AsyncSession) -> dict[str, Any]:

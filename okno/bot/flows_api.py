@@ -49,6 +49,7 @@ class FlowOut(BaseModel):
     is_active: bool
     updated_at: datetime
     updated_by: str | None = None
+    yaml: str = Field(description="The flow in the import format, as the editor shows it.")
 
 
 class FlowsOut(BaseModel):
@@ -56,7 +57,12 @@ class FlowsOut(BaseModel):
 
 
 class FlowSave(Input):
-    flow: dict[str, Any] = Field(description="The flow in the import format (id, title, ...).")
+    flow: dict[str, Any] | None = Field(
+        default=None, description="The flow in the import format (id, title, ...)."
+    )
+    yaml: str | None = Field(
+        default=None, max_length=200_000, description="Or the same as YAML text (the editor)."
+    )
     version: int | None = Field(
         default=None, ge=1, description="The version being edited; a newer one saved since → 409."
     )
@@ -121,6 +127,9 @@ def _out(flow: Flow, names: dict[int, str]) -> FlowOut:
         is_active=flow.is_active,
         updated_at=flow.updated_at,
         updated_by=names.get(flow.updated_by or 0),
+        yaml=yaml.safe_dump(
+            flows.exported(flow), allow_unicode=True, sort_keys=False, default_flow_style=False
+        ),
     )
 
 
@@ -162,7 +171,17 @@ async def save_flow(flow_id: str, body: FlowSave, user: CurrentUser, state: Stat
     """Create or change a flow (the editor's save). Checked like an import; a problem names
     the step it is in."""
     _admin(user)
-    raw = {**body.flow, "id": flow_id}
+    if (body.flow is None) == (body.yaml is None):
+        raise BadRequest("send either flow or yaml", code="bad_flow")
+    given: Any = body.flow
+    if body.yaml is not None:
+        try:
+            given = yaml.safe_load(body.yaml)
+        except yaml.YAMLError as exc:
+            raise BadRequest(f"not valid YAML: {yaml_problem(exc)}", code="bad_flow") from None
+        if not isinstance(given, dict):
+            raise BadRequest("the flow must be a mapping (id, title, steps, ...)", code="bad_flow")
+    raw = {**given, "id": flow_id}
     try:
         item = flows.clean_flow(raw)
     except flows.FlowError as exc:
@@ -175,7 +194,9 @@ async def save_flow(flow_id: str, body: FlowSave, user: CurrentUser, state: Stat
         log.info("bot.flow_saved", flow=flow.external_id, outcome=outcome, actor_id=user.id)
         return _out(flow, {user.id: user.display_name})
 
-    return await write(state, run)
+    result = await write(state, run)
+    state.kb.invalidate()  # suggestions and answers see it at once
+    return result
 
 
 @router.delete("/flows/{flow_id}", status_code=204)
@@ -188,6 +209,7 @@ async def switch_off_flow(flow_id: str, user: CurrentUser, state: State) -> None
         await flows.switch_off(session, flow, actor_id=user.id)
 
     await write(state, run)
+    state.kb.invalidate()  # suggestions and answers see it at once
 
 
 @router.get("/flows/{flow_id}/history", response_model=FlowHistoryOut)
@@ -242,6 +264,7 @@ async def import_flows(request: Request, user: CurrentUser, state: State) -> Imp
         return await flows.import_flows(session, data, actor_id=user.id)
 
     report = await write(state, run)
+    state.kb.invalidate()  # suggestions and answers see it at once
     log.info("bot.flows_imported", actor_id=user.id, created=report.created, updated=report.updated)
     return ImportCounts(created=report.created, updated=report.updated, unchanged=report.unchanged)
 

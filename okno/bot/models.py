@@ -69,8 +69,10 @@ class BotTurn(Base):
     # The customer saw as-you-type suggestions before sending / picked one of them.
     suggested: Mapped[bool] = mapped_column(Boolean, default=False)
     picked: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Set when an admin turned the question into an article or dismissed it.
+    # Set when an admin turned the question into an article (reviewed_as: its id) or
+    # dismissed it (reviewed, no article).
     reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
+    reviewed_as: Mapped[str | None] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
@@ -162,3 +164,15 @@ class Place(Base):
     services: Mapped[list[str]] = mapped_column(JSONType, default=list)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TemplateDecision(Base):
+    """An often-reused operator answer the admin made a saved reply of, or dismissed: it is
+    not offered as a template again (keyed by a hash of its normalised text)."""
+
+    __tablename__ = "bot_template_decisions"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(20))  # accepted, dismissed
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

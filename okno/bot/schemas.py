@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
 from okno.inputs import Input
@@ -35,3 +37,27 @@ class ImportResult(BaseModel):
     created: int
     updated: int
     unchanged: int
+
+
+class ReplySuggestionOut(BaseModel):
+    id: int
+    conversation_id: int
+    message_id: int = Field(description="The customer message it answers.")
+    rank: int = Field(description="1 is the best.")
+    source: str = Field(description="kb (a knowledge-base article) or history (colleagues)")
+    ref: str = Field(description="The article id, or the id of the earlier operator message.")
+    text: str
+    score: float
+    outcome: str | None = Field(description="null (open), accepted, edited or rejected")
+    sent_message_id: int | None
+    decided_by: int | None
+    decided_at: datetime | None
+
+
+class ReplySuggestionsOut(BaseModel):
+    conversation_id: int
+    message_id: int | None = Field(
+        description="The dialog's newest customer message, which the suggestions answer."
+    )
+    answered: bool = Field(description="An operator or the bot has replied since that message.")
+    suggestions: list[ReplySuggestionOut]

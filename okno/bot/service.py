@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as dtime
@@ -248,18 +249,38 @@ async def fingerprint(session: AsyncSession) -> tuple[int, int, str]:
 
 
 class KnowledgeBase:
-    """This process's retriever, kept in step with the database: one aggregate query per
-    use tells whether the base changed (an edit through another process included)."""
+    """This process's retriever, kept in step with the database: an aggregate query, at
+    most once a second, tells whether the base changed (an edit through another process
+    included); an edit through this process says so at once (`invalidate`)."""
+
+    CHECK_EVERY = 1.0  # seconds between fingerprint reads
 
     def __init__(self) -> None:
         self.retriever = Retriever([])
         self.answers: dict[str, Entry] = {}
         self._fingerprint: tuple[int, int, str] | None = None
+        self._checked = 0.0
         self._lock = asyncio.Lock()
 
+    def recent(self) -> Retriever | None:
+        """The retriever when it was checked within the last second (no session needed):
+        as-you-type suggestions skip the database entirely then."""
+        if self._fingerprint is not None and time.monotonic() - self._checked < self.CHECK_EVERY:
+            return self.retriever
+        return None
+
+    def invalidate(self) -> None:
+        """The base was just changed through this process: check before the next use."""
+        self._checked = 0.0
+
     async def current(self, session: AsyncSession) -> Retriever:
+        fresh = self.recent()
+        if fresh is not None:
+            return fresh
+        checked = time.monotonic()
         mark = await fingerprint(session)
         if mark == self._fingerprint:
+            self._checked = checked
             return self.retriever
         async with self._lock:
             if mark != self._fingerprint:
@@ -267,6 +288,8 @@ class KnowledgeBase:
                 self.retriever = await asyncio.to_thread(Retriever, items)
                 self.answers = {e.article_id: e for e in items}
                 self._fingerprint = mark
+            # only now is it fresh: a concurrent caller must not take the old index
+            self._checked = checked
         return self.retriever
 
 
@@ -293,14 +316,24 @@ class BotDecision:
 
 
 def confidence(hits: list[Hit]) -> float:
-    """How sure the top article is right: its score, discounted when a different article
-    scores almost as well (two plausible answers mean we do not know which)."""
+    """How sure the bot is that it should answer with the top article, 0..1: the
+    probability that the message is a question for the base at all (``Hit.in_domain``)
+    times how sure it is of the article (``Hit.confidence``, else the score discounted when
+    a different article scores almost as well), which can at most halve it."""
     if not hits:
         return 0.0
-    top = hits[0].score
-    runner = hits[1].score if len(hits) > 1 else 0.0
-    margin = (top - runner) / top if top > 0 else 0.0
-    return round(max(0.0, min(1.0, top * (0.75 + 0.5 * margin))), 4)
+    article = hits[0].confidence
+    if article is None:
+        top = hits[0].score
+        runner = hits[1].score if len(hits) > 1 else 0.0
+        margin = (top - runner) / top if top > 0 else 0.0
+        article = max(0.0, min(1.0, top * (0.75 + 0.5 * margin)))
+    if hits[0].in_domain is None:
+        return round(article, 4)
+    # A question for the base with an uncertain article still gets an answer (and the
+    # other suggestions): a message only a person can handle, answered with an article,
+    # costs more than a second try at the right one.
+    return round(hits[0].in_domain * (0.5 + 0.5 * article), 4)
 
 
 def decide(

@@ -37,3 +37,6 @@ class WidgetUpdate(Input):
     # The public key the bank's <script> tag names; pages still using the old one stop
     # working, so changing it is an admin's decision.
     key: str | None = Field(default=None, min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    # The secret the bank's site signs customer tokens with (docs/flows.md); write-only,
+    # "" removes it (the widget then takes anonymous visitors only).
+    identity_secret: str | None = Field(default=None, max_length=200)

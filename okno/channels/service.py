@@ -41,12 +41,20 @@ def check_widget_edit(role: str, fields: set[str]) -> None:
     raise Forbidden("only admins and supervisors change widgets", code="forbidden_role")
 
 
+SECRET_KEYS = ("identity_secret",)
+MIN_SECRET_CHARS = 32
+
+
 def config_for(channel: Channel, role: str) -> dict[str, Any]:
     """The part of a channel's settings this role may read: all of it for admins; for
     supervisors the widget texts and colour only (messenger channels will keep bot tokens
     and webhook secrets in ``config``, and where a widget may run is not their business)."""
     config = dict(channel.config or {})
     if role == "admin":
+        # secrets are write-only: an admin sees that one is set, never its value
+        for key in SECRET_KEYS:
+            if config.pop(key, None):
+                config[f"{key}_set"] = True
         return config
     if channel.kind != "widget":
         return {}
@@ -133,6 +141,13 @@ def validate_widget_config(config: dict[str, Any]) -> None:
     for field in ("greeting", "info_message"):
         if len(str(config.get(field, ""))) > 1000:
             raise BadRequest(f"{field} is longer than 1000 characters", code="text_too_long")
+    secret = config.get("identity_secret")
+    if secret and (not isinstance(secret, str) or not MIN_SECRET_CHARS <= len(secret) <= 200):
+        raise BadRequest(
+            f"identity_secret must be {MIN_SECRET_CHARS}-200 characters (a random string the "
+            "bank's site signs customer tokens with)",
+            code="invalid_identity_secret",
+        )
     if len(str(config.get("topic") or "")) > 100:
         raise BadRequest("topic is longer than 100 characters", code="text_too_long")
     origins = config.get("allowed_origins", [])
@@ -205,6 +220,13 @@ class ChannelCache:
             session.expunge(channel)  # a detached copy: safe to share between requests
             self._rows[channel_id] = (now, channel)
         return channel
+
+    def peek(self, channel_id: int) -> Channel | None:
+        """The cached row if still fresh, without a database session (hot paths)."""
+        cached = self._rows.get(channel_id)
+        if cached is not None and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        return None
 
     def forget(self, channel_id: int) -> None:
         self._rows.pop(channel_id, None)

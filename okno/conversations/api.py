@@ -10,11 +10,12 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okno.bot import assist
 from okno.channels.widget import service as widget_service
 from okno.conversations import actions, service
 from okno.conversations.attachments import INLINE_TYPES, path_of, store
 from okno.conversations.messaging import ATTACHMENT_URL, clean_text
-from okno.conversations.models import Conversation
+from okno.conversations.models import Conversation, Message
 from okno.conversations.posting import post_and_shape
 from okno.conversations.schemas import (
     AssignRequest,
@@ -113,20 +114,28 @@ async def get_messages(
 async def post_message(
     conversation_id: IdPath, body: SendMessage, user: CurrentUser, state: State
 ) -> JSONResponse:
-    """Reply to the customer, or add an internal note with ``internal: true``."""
+    """Reply to the customer, or add an internal note with ``internal: true``. With
+    ``suggestion_id`` the reply came from that reply suggestion: it is recorded as accepted
+    or edited in the same transaction (a refused suggestion sends nothing)."""
     text = clean_text(body.text, max_chars=state.settings.max_text_chars)
     await _access(state, conversation_id, user)
-    response, created = await post_and_shape(
-        state,
-        lambda s: actions.post_message(
-            s,
+
+    async def send(session: AsyncSession) -> tuple[Message, bool]:
+        message, created = await actions.post_message(
+            session,
             conversation_id=conversation_id,
             actor=user,
             text=text,
             client_msg_id=body.client_msg_id,
             internal=body.internal,
-        ),
-    )
+        )
+        if created and body.suggestion_id is not None:
+            await assist.record_sent(
+                session, suggestion_id=body.suggestion_id, message=message, actor=user
+            )
+        return message, created
+
+    response, created = await post_and_shape(state, send)
     if created and not body.internal:
         state.metrics.messages_out.labels("staff").inc()
     return response

@@ -103,6 +103,13 @@ class SendMessage(Input):
     client_msg_id: str = Field(min_length=1, max_length=100)
     text: str = Field(min_length=1)
     internal: bool = False
+    suggestion_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="The reply suggestion this text came from: recorded as accepted (sent as "
+        "suggested) or edited.",
+    )
 
 
 class CloseRequest(Input):

@@ -43,6 +43,7 @@ PAGE_ROLES = {
     "supervisor": ("supervisor", "admin"),
     "admin": ("admin",),
     "templates": ("operator", "supervisor", "admin"),
+    "bot": ("supervisor", "admin"),  # supervisors read, admins change (the API decides)
 }
 
 
@@ -181,6 +182,13 @@ async def admin_page(request: Request) -> Response:
 @router.get("/templates", response_class=HTMLResponse)
 async def templates_page(request: Request) -> Response:
     return await _staff_page(request, "templates")
+
+
+@router.get("/bot", response_class=HTMLResponse)
+async def bot_page(request: Request) -> Response:
+    """The bot's content: articles with history, unanswered questions, template
+    candidates, the threshold trade-off and the bot's figures."""
+    return await _staff_page(request, "bot")
 
 
 @router.get("/demo", response_class=HTMLResponse)

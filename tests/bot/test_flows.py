@@ -455,3 +455,33 @@ articles:
     say(live, token, "Секретный вопрос приложения", article_id="api-only")
     messages = wait_for(live, token, lambda ms: ms[-1]["author_kind"] != "customer")
     assert "мобильного приложения" not in " ".join(m["text"] for m in messages)
+
+
+def test_the_identity_secret_is_write_only_and_must_be_long(live: TestClient, staff: Staff) -> None:
+    root = bearer(staff_token(live, "root"))
+    path = f"/api/v1/channels/{staff.widget_id}"
+    short = live.patch(path, json={"identity_secret": "too-short"}, headers=root)
+    assert (short.status_code, short.json()["code"]) == (400, "invalid_identity_secret")
+    new_secret = "another-bank-identity-secret-0002"
+    changed = live.patch(path, json={"identity_secret": new_secret}, headers=root)
+    assert changed.status_code == 200, changed.text
+    assert new_secret not in changed.text and changed.json()["config"]["identity_secret_set"]
+    listed = live.get("/api/v1/channels", headers=root).text
+    assert new_secret not in listed and SECRET not in listed
+    # tokens signed with the old secret no longer verify; the new one does
+    now = datetime.now(UTC)
+    old = jwt.encode({"sub": "C-1", "exp": now + timedelta(minutes=5)}, SECRET, "HS256")
+    refused = live.post(
+        "/api/v1/widget/sessions", json={"widget_key": "acme", "customer_token": old}
+    )
+    assert refused.status_code == 401
+    new = jwt.encode({"sub": "C-1", "exp": now + timedelta(minutes=5)}, new_secret, "HS256")
+    accepted = live.post(
+        "/api/v1/widget/sessions", json={"widget_key": "acme", "customer_token": new}
+    )
+    assert accepted.status_code == 200
+    # removed: customer tokens are refused with a reason, anonymous visitors still welcome
+    assert live.patch(path, json={"identity_secret": ""}, headers=root).status_code == 200
+    none = live.post("/api/v1/widget/sessions", json={"widget_key": "acme", "customer_token": new})
+    assert (none.status_code, none.json()["code"]) == (400, "customer_token_not_accepted")
+    assert live.post("/api/v1/widget/sessions", json={"widget_key": "acme"}).status_code == 200

@@ -45,3 +45,24 @@ def test_a_typo_is_mended_against_the_knowledge_bases_words() -> None:
     assert n.lemmas("заблакировать крту") == ["заблокировать", "карта"]
     # a real word is never "mended" into another one
     assert vocabulary.mend("перевал") == "перевал"
+
+
+@pytest.mark.parametrize(
+    ("slang", "word"),
+    [
+        ("эпл пей", "apple"),
+        ("новая симка", "sim"),
+        ("фейс айди", "face"),
+        ("докинуть на вклад", "пополнить"),
+        ("справка 2-ндфл", "доход"),
+        ("пишут в телеге", "мессенджер"),
+    ],
+)
+def test_the_thesaurus_knows_everyday_banking_words(slang: str, word: str) -> None:
+    assert word in Normalizer(load_synonyms()).lemmas(slang)
+
+
+def test_a_person_mentioned_in_passing_is_not_a_request_for_one() -> None:
+    n = Normalizer(load_synonyms())
+    assert "оператор" not in n.lemmas("карта для близкого человека")
+    assert "оператор" in n.lemmas("позовите человека")

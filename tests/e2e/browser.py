@@ -115,11 +115,11 @@ def widget_messages(page: Any, author: str | None = None) -> Any:
 
 
 @contextmanager
-def serving(data_dir: Path) -> Iterator[srv.OknoServer]:
+def serving(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[srv.OknoServer]:
     """``okno serve`` on a seeded data directory, killed (-9) afterwards; its log is printed
     so a failing browser test shows what the server said."""
     services.require_chromium()
-    server = srv.OknoServer(data_dir, secret_key=srv.SECRET_KEY)
+    server = srv.OknoServer(data_dir, secret_key=srv.SECRET_KEY, extra_env=extra_env)
     server.start()
     try:
         yield server

@@ -22,6 +22,20 @@ def okno(tmp_path: Path) -> Iterator[srv.OknoServer]:
 
 
 @pytest.fixture
+async def chromium() -> AsyncIterator[Any]:
+    """A Chromium browser for tests that open several profiles (customer and staff)."""
+    services.require_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await b.launch(pw)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
 async def page(okno: srv.OknoServer) -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 

@@ -10,7 +10,7 @@ customer writing to a closed queue is told when the answer will come. Screenshot
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,18 +34,6 @@ def floor(tmp_path: Path) -> Iterator[srv.OknoServer]:
     seeded(tmp_path)
     with b.serving(tmp_path) as server:
         yield server
-
-
-@pytest.fixture
-async def chromium(floor: srv.OknoServer) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await b.launch(pw)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 def api_get(server: srv.OknoServer, path: str, login: str = "root") -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,18 +73,6 @@ def bank(tmp_path: Path) -> Iterator[srv.OknoServer]:
     assert json.loads(out.stdout)["created"] == 4
     with b.serving(tmp_path) as server:
         yield server
-
-
-@pytest.fixture
-async def chromium(bank: srv.OknoServer) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await b.launch(pw)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def conversation_of(page: Any, server: srv.OknoServer) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +44,6 @@ def floor(tmp_path: Path) -> Iterator[srv.OknoServer]:
     seeded(tmp_path)
     with b.serving(tmp_path) as server:
         yield server
-
-
-@pytest.fixture
-async def chromium(floor: srv.OknoServer) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await b.launch(pw)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 def token(server: srv.OknoServer, login: str) -> dict[str, str]:
@@ -411,6 +399,8 @@ async def test_twenty_dialogs_and_two_thousand_messages_stay_responsive(
             heavy_id = int(await view.get_attribute("data-conversation") or 0)
             for i in range(DIALOGS):
                 await items.nth(i).click()
+            # a tab appears once its dialog has loaded: wait for the last one
+            await anna.locator("[data-okno=tab]").nth(DIALOGS - 1).wait_for()
             assert await anna.locator("[data-okno=tab]").count() == DIALOGS
             await anna.locator(f"[data-okno=tab][data-id='{heavy_id}']").click()
             # the earlier history is there on demand

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from structlog.testing import capture_logs
 
+from okno.bot.flows import PLACE_KINDS, STEP_KINDS
 from okno.channels.models import CHANNEL_KINDS
 from okno.conversations.models import RESOLUTIONS, STATUSES
 from okno.operators.models import PRESENCE_STATUSES, ROLES
@@ -357,6 +358,9 @@ BUILT_KEYS: dict[str, tuple[str, ...]] = {
     "conn.": ("online", "connecting", "offline"),
     "msg.": ("customer", "operator", "bot", "system"),
     "msg.status.": ("pending", "sent", "read", "failed"),
+    "flows.kind.": STEP_KINDS,
+    "flows.places.": PLACE_KINDS,
+    "flows.source.": ("edit", "import", "off"),
 }
 
 

@@ -97,6 +97,12 @@
       messages: "Сообщения",
       staffTyping: "Оператор печатает…",
       suggestions: "Возможно, вы спрашиваете",
+      shareLocation: "📍 Отправить местоположение",
+      locating: "Определяем местоположение…",
+      locationFailed: "Не удалось определить местоположение — напишите, пожалуйста, город или адрес",
+      myLocation: "📍 Моё местоположение",
+      meters: (n) => n + " м",
+      km: (x) => x.toFixed(1).replace(".", ",") + " км",
       handoff: "Позвать оператора",
       handoffFailed: "Не удалось позвать оператора, попробуйте ещё раз",
       queuePlace: (n) => "Вы в очереди: " + n + "-й",
@@ -165,6 +171,12 @@
       messages: "Messages",
       staffTyping: "Agent is typing…",
       suggestions: "Maybe you are asking",
+      shareLocation: "📍 Share my location",
+      locating: "Finding your location…",
+      locationFailed: "Could not get your location — please type your city or address",
+      myLocation: "📍 My location",
+      meters: (n) => n + " m",
+      km: (x) => x.toFixed(1) + " km",
       handoff: "Talk to a person",
       handoffFailed: "Could not reach a person, please try again",
       queuePlace: (n) => "You are " + n + ordinal(n) + " in line",
@@ -355,6 +367,36 @@
     return { detail: detail || T.failed + " (" + res.status + ")", code };
   }
 
+  // ---------------------------------------------------------------- who the customer is
+
+  /** A token the bank's site signed for a signed-in customer (window.OknoWidget =
+   *  { customerToken }): the session is then verified and follows the customer across
+   *  devices. Read when a session opens, so a page may set it late. */
+  function customerToken() {
+    const cfg = window.OknoWidget;
+    return cfg && typeof cfg.customerToken === "string" && cfg.customerToken ? cfg.customerToken : null;
+  }
+
+  /** Who the token names (its `sub`), to tell a stored session of someone else. */
+  function tokenSubject(jwt) {
+    try {
+      const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const claims = JSON.parse(decodeURIComponent(escape(atob(part))));
+      return claims && claims.sub != null ? String(claims.sub) : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  {
+    // A stored session opened for nobody, or for another customer, is not this one's.
+    const named = customerToken() ? tokenSubject(customerToken()) : null;
+    if ((store.get("bank") || null) !== named) {
+      store.del("token");
+      if (named || store.get("bank")) store.del("visitor");
+    }
+  }
+
   // ---------------------------------------------------------------- state
 
   const state = {
@@ -438,9 +480,11 @@
 
   async function createSession() {
     let res;
+    let bankToken = customerToken();
     for (let attempt = 0; ; attempt++) {
       const body = { widget_key: KEY };
       if (state.visitorId) body.visitor = { id: state.visitorId };
+      if (bankToken) body.customer_token = bankToken;
       res = await fetch(BASE + "/api/v1/widget/sessions", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
@@ -449,6 +493,11 @@
       });
       if (res.ok) break;
       const err = await readError(res);
+      if (bankToken && /^customer_token/.test(err.code || "")) {
+        // the bank's token expired or is refused: chat on as an anonymous visitor
+        bankToken = null;
+        continue;
+      }
       const clientError = res.status >= 400 && res.status < 500 &&
         res.status !== 408 && res.status !== 429;
       if (clientError && state.visitorId && attempt === 0 &&
@@ -468,6 +517,9 @@
     const data = await res.json();
     state.token = data.session_token;
     store.set("token", state.token);
+    const named = bankToken ? tokenSubject(bankToken) : null;
+    if (named) store.set("bank", named);
+    else store.del("bank");
     if (data.visitor_id != null) {
       state.visitorId = String(data.visitor_id);
       store.set("visitor", state.visitorId);
@@ -924,7 +976,7 @@
     for (const item of sortedItems()) {
       if (item.kind === "message" && item.pending && !item.error && !item.file) {
         const o = { client_msg_id: item.cmid, text: item.text, created_at: item.createdAt };
-        if (item.articleId) o.article_id = item.articleId;
+        if (item.extra) o.extra = item.extra;
         list.push(o);
       }
     }
@@ -941,7 +993,9 @@
     }
   }
 
-  function addPending(cmid, text, file, createdAt, articleId) {
+  /** extra: what the bot needs besides the text ({article_id} of a picked suggestion,
+   *  {suggested} when suggestions were on screen, {button} pressed, {location} shared). */
+  function addPending(cmid, text, file, createdAt, extra) {
     const key = "p:" + cmid;
     const item = {
       key,
@@ -950,7 +1004,7 @@
       cmid,
       text: text || "",
       file: file || null,
-      articleId: articleId || null, // a picked suggestion: the bot answers it at once
+      extra: extra && Object.keys(extra).length ? extra : null,
       createdAt: createdAt || new Date().toISOString(),
       order: ++orderCounter,
       sortSeq: Infinity,
@@ -963,10 +1017,10 @@
     return item;
   }
 
-  function sendText(text, articleId) {
+  function sendText(text, extra) {
     text = (text || "").replace(/\s+$/, "").replace(/^\s*\n/, "");
     if (!text.trim()) return null;
-    const item = addPending(uuid(), text, null, null, articleId);
+    const item = addPending(uuid(), text, null, null, extra);
     outboxSave();
     render();
     pumpNow();
@@ -1075,8 +1129,7 @@
       if (item.text) form.append("text", item.text);
       return api("/api/v1/widget/attachments", { method: "POST", body: form });
     }
-    const body = { client_msg_id: item.cmid, text: item.text };
-    if (item.articleId) body.article_id = item.articleId;
+    const body = Object.assign({}, item.extra || {}, { client_msg_id: item.cmid, text: item.text });
     return api("/api/v1/widget/messages", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
@@ -1588,7 +1641,7 @@
     ui.input.value = "";
     autoGrow();
     ui.send.disabled = true;
-    sendText(s.title, s.article_id);
+    sendText(s.title, { article_id: s.article_id, suggested: true });
     ui.input.focus();
   }
 
@@ -1787,6 +1840,21 @@ button { font: inherit; cursor: pointer; }
   border-bottom-left-radius: 14px; border-bottom-right-radius: 4px;
 }
 .msg[data-author="bot"] .body { background: #eef2ff; }
+.msg .extra[hidden] { display: none; }
+.msg .text a { color: inherit; text-decoration: underline; overflow-wrap: anywhere; }
+.msg .extra .buttons { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; }
+.botbtn {
+  font: inherit; font-size: 14px; padding: 6px 12px; border-radius: 16px; cursor: pointer;
+  border: 1px solid var(--okno-color); background: #fff; color: #1f2937;
+}
+.botbtn:hover:not(:disabled) { background: #eff6ff; }
+.botbtn:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
+.botbtn:disabled { opacity: .55; cursor: default; }
+.botbtn.loc { margin-top: 6px; }
+.places { margin: 6px 0 0; padding: 0 0 0 18px; }
+.place { margin: 0 0 6px; }
+.place .pname { font-weight: 600; }
+.place .paddr, .place .phours { font-size: 13px; color: #4b5563; }
 .msg[data-author="bot"] .name {
   align-self: flex-start; padding: 0 6px; border-radius: 8px; background: #e0e7ff; color: #3730a3;
   font-size: 11px; font-weight: 600; line-height: 16px;
@@ -2055,11 +2123,12 @@ button { font: inherit; cursor: pointer; }
   function submit() {
     const text = ui.input.value;
     if (!text.trim()) return;
+    const extra = suggestionsOpen() ? { suggested: true } : null; // seen but not picked
     hideSuggestions();
     ui.input.value = "";
     autoGrow();
     ui.send.disabled = true;
-    sendText(text);
+    sendText(text, extra);
     ui.input.focus();
   }
 
@@ -2122,8 +2191,10 @@ button { font: inherit; cursor: pointer; }
     item.textEl = h("div", { class: "text" });
     item.attsEl = h("div", { class: "atts" });
     item.metaEl = h("div", { class: "meta", "data-okno": "meta" });
+    item.extraEl = h("div", { class: "extra" });
     item.errEl = null;
-    el.append(item.nameEl, h("div", { class: "body" }, item.textEl, item.attsEl), item.metaEl);
+    el.append(item.nameEl, h("div", { class: "body" }, item.textEl, item.attsEl), item.extraEl, item.metaEl);
+    item.renderedExtra = null;
     item.renderedAtt = null;
   }
 
@@ -2150,7 +2221,12 @@ button { font: inherit; cursor: pointer; }
     const name = m ? authorLabel(m) : "";
     item.nameEl.textContent = name;
     item.nameEl.hidden = !name || author === "system";
-    item.textEl.textContent = m ? m.text || "" : item.text;
+    let shown = m ? m.text || "" : item.text;
+    if (m && m.author_kind === "bot" && m.meta && Array.isArray(m.meta.places) && m.meta.places.length) {
+      shown = shown.split("\n")[0]; // the cards below say what the rest of the plain text says
+    }
+    if (m && (m.author_kind === "bot" || m.author_kind === "operator")) setLinkedText(item.textEl, shown);
+    else item.textEl.textContent = shown;
 
     // attachments: server ones once known, else the local file being sent
     const atts = m && Array.isArray(m.attachments) ? m.attachments : [];
@@ -2166,6 +2242,8 @@ button { font: inherit; cursor: pointer; }
       }
       item.renderedAtt = sig;
     }
+
+    renderExtra(item, null);
 
     let meta;
     if (item.error) meta = T.failed;
@@ -2184,6 +2262,120 @@ button { font: inherit; cursor: pointer; }
       item.errEl.remove();
       item.errEl = null;
     }
+  }
+
+  // ---------------------------------------------------------------- bot steps: buttons,
+  // a location request, places found. Buttons of the newest bot message are live while the
+  // bot serves the dialog; older ones stay as a record (disabled).
+
+  function newestBotMessage() {
+    let newest = null;
+    for (const item of sortedItems()) {
+      if (item.kind === "message" && item.msg && item.msg.author_kind === "bot") newest = item;
+    }
+    return newest;
+  }
+
+  function renderExtra(item, newest) {
+    const m = item.msg;
+    const meta = m && m.author_kind === "bot" && m.meta && typeof m.meta === "object" ? m.meta : null;
+    const live = !!meta && botServes() && (newest || newestBotMessage()) === item;
+    const sig = meta ? JSON.stringify(meta) + (live ? "|live" : "") + (locating ? "|loc" : "") : "";
+    if (sig === item.renderedExtra) return;
+    item.renderedExtra = sig;
+    const box = item.extraEl;
+    box.textContent = "";
+    box.hidden = !meta;
+    if (!meta) return;
+    if (Array.isArray(meta.buttons) && meta.buttons.length) {
+      const row = h("div", { class: "buttons", role: "group", "data-okno": "bot-buttons" });
+      for (const b of meta.buttons) {
+        if (!b || typeof b.label !== "string") continue;
+        row.append(h("button", {
+          type: "button",
+          class: "botbtn",
+          "data-okno": "bot-button",
+          disabled: live ? null : true,
+          onclick: () => pressButton(b),
+        }, b.label)); // a text node: labels are never HTML
+      }
+      box.append(row);
+    }
+    if (meta.ask_location && live) {
+      box.append(h("button", {
+        type: "button",
+        class: "botbtn loc",
+        "data-okno": "share-location",
+        disabled: locating ? true : null,
+        onclick: shareLocation,
+      }, locating ? T.locating : T.shareLocation));
+      if (locationError) box.append(h("div", { class: "error", role: "alert", text: locationError }));
+    }
+    if (Array.isArray(meta.places) && meta.places.length) {
+      const list = h("ol", { class: "places", "data-okno": "places" });
+      for (const p of meta.places) {
+        if (!p || typeof p.name !== "string") continue;
+        const far = typeof p.distance_km === "number"
+          ? p.distance_km < 1 ? T.meters(Math.round(p.distance_km * 1000)) : T.km(p.distance_km)
+          : "";
+        list.append(h("li", { class: "place", "data-okno": "place" },
+          h("div", { class: "pname", text: p.name }),
+          h("div", { class: "paddr", text: [p.address, far].filter(Boolean).join(" · ") }),
+          p.hours ? h("div", { class: "phours", text: p.hours }) : ""));
+      }
+      box.append(list);
+    }
+  }
+
+  function pressButton(b) {
+    hideSuggestions();
+    sendText(b.label, { button: typeof b.payload === "string" ? b.payload : null });
+  }
+
+  let locating = false;
+  let locationError = "";
+
+  /** The browser's location, sent as a message the bot's location step answers; if the
+   *  customer says no (or there is no GPS), they are asked to type their city. */
+  function shareLocation() {
+    if (locating) return;
+    locationError = "";
+    if (!navigator.geolocation) {
+      locationError = T.locationFailed;
+      render();
+      return;
+    }
+    locating = true;
+    render();
+    navigator.geolocation.getCurrentPosition(
+      (pos) => {
+        locating = false;
+        const lat = Math.round(pos.coords.latitude * 1e5) / 1e5;
+        const lon = Math.round(pos.coords.longitude * 1e5) / 1e5;
+        sendText(T.myLocation, { location: { lat, lon } });
+      },
+      () => {
+        locating = false;
+        locationError = T.locationFailed;
+        render();
+      },
+      { enableHighAccuracy: false, timeout: 15000, maximumAge: 300000 },
+    );
+  }
+
+  /** The bank's own text (bot answers, operators) with its web addresses as links; the
+   *  rest stays text nodes, and only http(s) addresses become links, so nothing in a
+   *  message can run or navigate anywhere else. */
+  const URL_RE = /https?:\/\/[^\s<>"«»]+[^\s<>"«».,;:!?)]/g;
+  function setLinkedText(el, text) {
+    el.textContent = "";
+    let last = 0;
+    for (const match of text.matchAll(URL_RE)) {
+      if (match.index > last) el.append(text.slice(last, match.index));
+      el.append(h("a", { href: match[0], target: "_blank", rel: "noopener noreferrer", "data-okno": "link" }, match[0]));
+      last = match.index + match[0].length;
+    }
+    if (last < text.length) el.append(text.slice(last));
   }
 
   function updateNoticeEl(item) {
@@ -2240,6 +2432,11 @@ button { font: inherit; cursor: pointer; }
       if (item.el !== ref) list.insertBefore(item.el, ref);
       else ref = ref.nextSibling;
     }
+    // bot buttons: only the newest bot message's are live
+    const newest = newestBotMessage();
+    for (const item of state.items.values()) {
+      if (item.kind === "message" && item.extraEl && item.msg && item.msg.meta) renderExtra(item, newest);
+    }
     // anything left after the sorted items is stale
     while (ref) {
       const next = ref.nextSibling;
@@ -2290,8 +2487,9 @@ button { font: inherit; cursor: pointer; }
     // Messages typed before a reload and never acknowledged: show and retry them.
     for (const o of outboxLoad()) {
       if (o && o.client_msg_id && typeof o.text === "string") {
-        const articleId = typeof o.article_id === "string" ? o.article_id : null;
-        addPending(o.client_msg_id, o.text, null, o.created_at, articleId).scrollTo = false;
+        let extra = o.extra && typeof o.extra === "object" ? o.extra : null;
+        if (!extra && typeof o.article_id === "string") extra = { article_id: o.article_id }; // older outbox
+        addPending(o.client_msg_id, o.text, null, o.created_at, extra).scrollTo = false;
       }
     }
     const pendingRating = store.getJSON("rate", null);

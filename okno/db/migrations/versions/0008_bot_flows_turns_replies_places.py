@@ -109,6 +109,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_bot_flow_versions_flow_id"), ["flow_id"], unique=False)
 
     op.create_table(
+        "bot_template_decisions",
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("outcome", sa.String(length=20), nullable=False),
+        sa.Column("decided_by", sa.Integer(), nullable=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["decided_by"],
+            ["users.id"],
+            name=op.f("fk_bot_template_decisions_decided_by_users"),
+        ),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_bot_template_decisions")),
+    )
+    op.create_table(
         "bot_turns",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("conversation_id", sa.Integer(), nullable=True),
@@ -124,6 +137,7 @@ def upgrade() -> None:
         sa.Column("suggested", sa.Boolean(), nullable=False),
         sa.Column("picked", sa.Boolean(), nullable=False),
         sa.Column("reviewed", sa.Boolean(), nullable=False),
+        sa.Column("reviewed_as", sa.String(length=100), nullable=True),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
@@ -214,6 +228,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_bot_turns_at"))
 
     op.drop_table("bot_turns")
+    op.drop_table("bot_template_decisions")
     with op.batch_alter_table("bot_flow_versions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_bot_flow_versions_flow_id"))
 

@@ -20,6 +20,22 @@ function attachmentNode(a) {
   return h("a", { class: "file", href: a.url, target: "_blank", rel: "noopener" }, h("span", { class: "pill", text: "PDF" }), a.filename);
 }
 
+/** What a bot step offered (its buttons) and what the customer shared (a location, a
+ *  pressed button), for the operator reading the transcript; never clickable here. */
+function metaNode(meta) {
+  if (!meta || typeof meta !== "object") return null;
+  const parts = [];
+  if (Array.isArray(meta.buttons) && meta.buttons.length) {
+    parts.push(h("div", { class: "meta-buttons", "data-okno": "msg-buttons" },
+      ...meta.buttons.map((b) => h("span", { class: "meta-button", text: String(b.label ?? "") }))));
+  }
+  if (meta.location && typeof meta.location.lat === "number") {
+    parts.push(h("div", { class: "meta-note", "data-okno": "msg-location", text: t("msg.location", { lat: meta.location.lat.toFixed(5), lon: meta.location.lon.toFixed(5) }) }));
+  }
+  if (meta.button) parts.push(h("div", { class: "meta-note", text: t("msg.pressed") }));
+  return parts.length ? h("div", { class: "meta" }, ...parts) : null;
+}
+
 export class DialogView {
   /**
    * conv: ConversationOut; mode: "operator" | "observer"; stream: Stream (typing out);
@@ -39,6 +55,10 @@ export class DialogView {
     this.lastTypingSent = 0;
     this.typingTimer = null;
     this.readSent = 0;
+    this.suggestions = []; // reply suggestions on show (ReplySuggestionOut)
+    // the one put into the composer (kept when newer chips come: the text is still
+    // from it); the send records what became of it
+    this.suggestionId = null;
     this.el = h("div", { class: "dialog", "data-okno": "dialog-view", "data-conversation": conv.id });
     this.build();
   }
@@ -134,8 +154,10 @@ export class DialogView {
     this.fileInput = h("input", { type: "file", hidden: true, accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf", "data-okno": "file" });
     this.pop = h("ul", { class: "templates-pop", hidden: true, role: "listbox", "data-okno": "templates" });
     const sendBtn = h("button", { class: "btn btn-primary", type: "button", "data-okno": "send", text: observer ? t("sup.whisper") : t("composer.send"), onclick: () => this.send() });
+    this.chips = h("div", { class: "suggestions", role: "group", "aria-label": t("suggest.label"), "data-okno": "suggestions", hidden: true });
     const box = h("div", { class: "composer", "data-okno": "composer", "data-note": String(observer) },
       this.pop,
+      this.chips,
       this.input,
       h("div", { class: "row" },
         observer ? null : h("label", { class: "note-toggle" }, this.noteBox, t("composer.note")),
@@ -179,6 +201,7 @@ export class DialogView {
     for (const m of data.messages) this.messages.set(m.id, m);
     this.renderMessages(true);
     this.markRead();
+    this.loadSuggestions();
   }
 
   async loadEarlier() {
@@ -218,6 +241,7 @@ export class DialogView {
     },
       who ? h("div", { class: "who" }, h("span", { text: who })) : null,
       m.text ? h("div", { class: "text", text: m.text }) : null,
+      metaNode(m.meta),
       ...(m.attachments || []).map(attachmentNode),
       h("div", { class: "foot" },
         h("span", { text: fmtTime(m.created_at) }),
@@ -295,7 +319,11 @@ export class DialogView {
       if (m.author_kind === "customer") {
         this.showTyping("");
         this.markRead();
-      } else if (m.author_kind === "operator") this.showTyping("");
+        this.loadSuggestions();
+      } else if (m.author_kind === "operator") {
+        this.showTyping("");
+        if (!m.internal) this.clearSuggestions(); // answered (here or by a colleague)
+      }
     } else if (ev.type === "typing.started") {
       const p = ev.payload || {};
       if (p.who === "customer") this.showTyping(t("dialog.typing_customer"));
@@ -313,9 +341,12 @@ export class DialogView {
   update(conv) {
     const readSeq = Math.max(this.conv.customer_read_seq || 0, conv.customer_read_seq || 0);
     const renamed = conv.customer.name !== this.conv.customer.name;
+    const couldSuggest = this.maySuggest();
     this.conv = { ...conv, customer_read_seq: readSeq };
     this.renderHead();
     if (renamed) this.renderMessages(false);
+    if (!this.maySuggest()) this.clearSuggestions();
+    else if (!couldSuggest) this.loadSuggestions();
   }
 
   showTyping(text) {
@@ -360,6 +391,7 @@ export class DialogView {
   }
 
   onInput() {
+    if (this.suggestionId != null && !this.input.value.trim()) this.pickSuggestion(null);
     if (this.mode === "operator") {
       if (this.input.value) localStorage.setItem(this.draftKey, this.input.value);
       else localStorage.removeItem(this.draftKey);
@@ -446,7 +478,9 @@ export class DialogView {
     if (!text) return;
     const internal = this.mode === "observer" || this.noteBox.checked;
     const cid = uuid();
-    this.pending.set(cid, { text, internal, at: new Date().toISOString(), failed: false });
+    const suggestionId = internal ? null : this.suggestionId;
+    this.pending.set(cid, { text, internal, suggestionId, at: new Date().toISOString(), failed: false });
+    if (!internal) this.clearSuggestions();
     this.input.value = "";
     localStorage.removeItem(this.draftKey);
     this.onDraft?.();
@@ -461,7 +495,8 @@ export class DialogView {
     this.onAct();
     try {
       const out = await api(`/api/v1/conversations/${this.conv.id}/messages`, {
-        method: "POST", body: { client_msg_id: cid, text: p.text, internal: p.internal },
+        method: "POST",
+        body: { client_msg_id: cid, text: p.text, internal: p.internal, ...(p.suggestionId != null ? { suggestion_id: p.suggestionId } : {}) },
       });
       this.pending.delete(cid);
       this.messages.set(out.message.id, out.message);
@@ -496,6 +531,95 @@ export class DialogView {
       this.appendMessage(out.message);
     } catch (err) {
       toast(err.text, "error");
+    }
+  }
+
+  // ---------------------------------------------------------------- reply suggestions
+
+  /** Chips are for whoever answers: not for observers, closed dialogs or a colleague's. */
+  maySuggest() {
+    const c = this.conv;
+    return this.mode === "operator" && c.status !== "closed" && (!c.assignee || c.assignee.id === ME.id);
+  }
+
+  /** Ask for the replies offered to the newest customer message (a newer ask wins). */
+  async loadSuggestions() {
+    if (!this.maySuggest()) return;
+    const token = (this.suggestToken = (this.suggestToken || 0) + 1);
+    let data;
+    try {
+      data = await api(`/api/v1/conversations/${this.conv.id}/reply-suggestions`);
+    } catch {
+      return; // a help, not a must: the operator writes as always
+    }
+    if (token !== this.suggestToken || !this.maySuggest()) return;
+    this.suggestions = data.answered ? [] : data.suggestions.filter((s) => s.outcome == null);
+    this.renderSuggestions();
+  }
+
+  clearSuggestions() {
+    this.suggestToken = (this.suggestToken || 0) + 1; // an answer on its way is stale now
+    this.suggestions = [];
+    this.suggestionId = null;
+    this.renderSuggestions();
+  }
+
+  renderSuggestions() {
+    const chips = this.suggestions.map((s) => {
+      const kb = s.source === "kb";
+      return h("div", { class: "chip", "data-okno": "suggestion", "data-id": s.id, "data-source": s.source, "data-picked": String(s.id === this.suggestionId) },
+        h("button", {
+          type: "button", class: "chip-use", "data-okno": "suggestion-use", title: s.text,
+          "aria-pressed": String(s.id === this.suggestionId),
+          onclick: () => this.useSuggestion(s),
+        },
+          h("span", { class: "chip-source", "data-okno": "suggestion-source", text: t(kb ? "suggest.kb" : "suggest.history") }),
+          h("span", { class: "chip-text", text: s.text })),
+        h("button", {
+          type: "button", class: "chip-x", "data-okno": "suggestion-reject", text: "×",
+          title: t("suggest.reject"), "aria-label": t("suggest.reject"),
+          onclick: () => this.rejectSuggestion(s),
+        }));
+    });
+    this.chips.replaceChildren(...chips);
+    this.chips.hidden = !chips.length;
+  }
+
+  pickSuggestion(id) {
+    this.suggestionId = id;
+    for (const chip of this.chips.querySelectorAll("[data-okno=suggestion]")) {
+      const on = Number(chip.dataset.id) === id;
+      chip.dataset.picked = String(on);
+      chip.querySelector("[data-okno=suggestion-use]").setAttribute("aria-pressed", String(on));
+    }
+  }
+
+  /** Put the suggestion into the composer to edit or send; the send records which it was.
+   *  It replaces another suggestion's text, and follows what the operator typed himself
+   *  (a greeting stays in front of it). */
+  useSuggestion(s) {
+    if (this.noteBox.checked) {
+      this.noteBox.checked = false;
+      this.noteBox.dispatchEvent(new Event("change"));
+    }
+    const own = this.suggestionId == null ? this.input.value.trim() : "";
+    this.input.value = own ? `${own} ${s.text}` : s.text;
+    this.pickSuggestion(s.id);
+    this.onInput();
+    this.input.focus();
+    this.input.setSelectionRange(this.input.value.length, this.input.value.length);
+  }
+
+  async rejectSuggestion(s) {
+    this.suggestions = this.suggestions.filter((x) => x.id !== s.id);
+    if (this.suggestionId === s.id) this.pickSuggestion(null);
+    const next = this.chips.querySelector(`[data-okno=suggestion][data-id="${s.id}"]`)?.nextElementSibling;
+    this.renderSuggestions();
+    (next && this.chips.querySelector(`[data-okno=suggestion][data-id="${next.dataset.id}"] [data-okno=suggestion-use]`) || this.input).focus();
+    try {
+      await api(`/api/v1/reply-suggestions/${s.id}/reject`, { method: "POST" });
+    } catch (err) {
+      if (err.status !== 409) toast(err.text, "error"); // 409: decided already, gone anyway
     }
   }
 
