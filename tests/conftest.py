@@ -13,6 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from okno.app import create_app
+from okno.bot import assist
+from okno.bot import service as bot_service
 from okno.db import migrate
 from okno.db.registry import Base
 from okno.db.session import Database
@@ -74,6 +76,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if services.DB_BACKEND == "postgres":
         url: str = request.getfixturevalue("postgres_migrated")
         services.run_in_thread(lambda: _reset_postgres(url))
+        # the same URL now names an empty database: indexes built from the last test's
+        # data must not answer this one's questions
+        bot_service.forget_bases()
+        assist.forget_histories()
         return url
     template: Path = request.getfixturevalue("sqlite_template")
     shutil.copy(template, tmp_path / "okno.db")

@@ -262,10 +262,20 @@ async def restore_version(
 
 def changed_fields(new: dict[str, Any], old: dict[str, Any] | None) -> list[str]:
     """The fields that differ from the previous version (all of them for the first)."""
+    # in the article's own field order: PostgreSQL keeps JSON keys in an order of its own
     if old is None:
-        return [k for k in new if new.get(k) not in (None, [], "")]
-    keys = [*new, *(k for k in old if k not in new)]
-    return [k for k in keys if _field(new, k) != _field(old, k)]
+        return _in_order(k for k in new if new.get(k) not in (None, [], ""))
+    keys = {*new, *old}
+    return _in_order(k for k in keys if _field(new, k) != _field(old, k))
+
+
+FIELD_ORDER = (*FIELDS, "is_active")
+
+
+def _in_order(keys: Any) -> list[str]:
+    wanted = set(keys)
+    known = [k for k in FIELD_ORDER if k in wanted]
+    return known + sorted(wanted - set(FIELD_ORDER))
 
 
 def _field(version: dict[str, Any], key: str) -> Any:

@@ -244,6 +244,12 @@ class History:
 _HISTORIES: dict[str, History] = {}
 
 
+def forget_histories() -> None:
+    """Drop every process-level index (a database replaced under the same URL: a restore,
+    or the test suite's reset between tests)."""
+    _HISTORIES.clear()
+
+
 def history_for(database_url: str) -> History:
     """One index of earlier answers per database in this process."""
     return _HISTORIES.setdefault(database_url, History())

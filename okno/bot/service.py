@@ -296,6 +296,11 @@ class KnowledgeBase:
 _BASES: dict[str, KnowledgeBase] = {}
 
 
+def forget_bases() -> None:
+    """Drop every process-level retriever (a database replaced under the same URL)."""
+    _BASES.clear()
+
+
 def knowledge_for(database_url: str) -> KnowledgeBase:
     """One retriever per database in this process, shared by the API and the worker."""
     return _BASES.setdefault(database_url, KnowledgeBase())
