@@ -391,6 +391,19 @@ def channels_update(
     click.echo(json.dumps(result, ensure_ascii=False) if as_json else f"updated widget {key}")
 
 
+def _echo_counts(report: Any, as_json: bool, *fields: str) -> None:
+    """An import's counts: one JSON object, or "created: 1, updated: 0, ..." for people."""
+    out = {name: getattr(report, name) for name in fields}
+    click.echo(json.dumps(out) if as_json else ", ".join(f"{k}: {v}" for k, v in out.items()))
+
+
+def _echo_yaml(data: Any) -> None:
+    """An export in the import format, readable (Cyrillic as is, keys in their order)."""
+    import yaml
+
+    click.echo(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, default_flow_style=False))
+
+
 def _read_yaml(file: Path) -> Any:
     """A YAML or JSON file's content, or a one-line error saying where it is broken."""
     import yaml
@@ -424,23 +437,16 @@ def kb_import(file: Path, as_json: bool) -> None:
     async def run(session: AsyncSession) -> Any:
         return await bot.import_articles(session, data)
 
-    try:
-        report = _run(_in_transaction(_settings(), run))
-    except click.ClickException:
-        raise
-    out = {"created": report.created, "updated": report.updated, "unchanged": report.unchanged}
-    click.echo(json.dumps(out) if as_json else ", ".join(f"{k}: {v}" for k, v in out.items()))
+    report = _run(_in_transaction(_settings(), run))
+    _echo_counts(report, as_json, "created", "updated", "unchanged")
 
 
 @kb.command("export")
 def kb_export() -> None:
     """Print every active article as YAML (the import format)."""
-    import yaml
-
     from okno.bot import service as bot
 
-    data = _run(_in_transaction(_settings(), bot.export_articles))
-    click.echo(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, default_flow_style=False))
+    _echo_yaml(_run(_in_transaction(_settings(), bot.export_articles)))
 
 
 @main.group()
@@ -461,19 +467,15 @@ def flows_import(file: Path, as_json: bool) -> None:
         return await bot_flows.import_flows(session, data)
 
     report = _run(_in_transaction(_settings(), run))
-    out = {"created": report.created, "updated": report.updated, "unchanged": report.unchanged}
-    click.echo(json.dumps(out) if as_json else ", ".join(f"{k}: {v}" for k, v in out.items()))
+    _echo_counts(report, as_json, "created", "updated", "unchanged")
 
 
 @flows.command("export")
 def flows_export() -> None:
     """Print every active flow as YAML (the import format)."""
-    import yaml
-
     from okno.bot import flows as bot_flows
 
-    data = _run(_in_transaction(_settings(), bot_flows.export_flows))
-    click.echo(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, default_flow_style=False))
+    _echo_yaml(_run(_in_transaction(_settings(), bot_flows.export_flows)))
 
 
 @main.group()
@@ -501,13 +503,7 @@ def places_import(file: Path, replace: bool, as_json: bool) -> None:
         return await bot_places.import_places(session, text, replace=replace)
 
     report = _run(_in_transaction(_settings(), run))
-    out = {
-        "created": report.created,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
-        "deactivated": report.deactivated,
-    }
-    click.echo(json.dumps(out) if as_json else ", ".join(f"{k}: {v}" for k, v in out.items()))
+    _echo_counts(report, as_json, "created", "updated", "unchanged", "deactivated")
 
 
 @main.group()

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import structlog
-import yaml
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.bot import service, turns
 from okno.bot.schemas import AskRequest, AskResponse, ImportResult, Suggestion, SuggestResponse
+from okno.bot.uploads import yaml_body
 from okno.channels.widget import service as widget
-from okno.errors import BadRequest, Forbidden, OknoError
+from okno.errors import Forbidden, OknoError
 from okno.http import CurrentUser, State, current_user, write
 from okno.operators.service import user_from_token
 
@@ -106,13 +106,7 @@ async def import_kb(request: Request, user: CurrentUser, state: State) -> Import
     nothing: a bad article is named by position and id and nothing is stored."""
     if user.role != "admin":
         raise Forbidden("only admins change the knowledge base", code="forbidden_role")
-    raw = await request.body()
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise BadRequest(
-            f"the body is not valid YAML or JSON: {service.yaml_problem(exc)}", code="bad_kb_file"
-        ) from None
+    data = await yaml_body(request, code="bad_kb_file")
 
     async def run(session: AsyncSession) -> service.ImportReport:
         return await service.import_articles(session, data, actor_id=user.id)

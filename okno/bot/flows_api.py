@@ -13,9 +13,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okno.bot import flows, places
+from okno.bot import articles, flows, places
 from okno.bot.models import Flow, FlowVersion, Place
 from okno.bot.service import yaml_problem
+from okno.bot.uploads import text_body, yaml_body
 from okno.errors import BadRequest, Forbidden, NotFound
 from okno.http import CurrentUser, State, write
 from okno.inputs import Input
@@ -23,7 +24,6 @@ from okno.operators.models import User
 
 log = structlog.get_logger("okno.bot")
 router = APIRouter(prefix="/api/v1/bot", tags=["bot flows"])
-MAX_BODY = 5 * 1024 * 1024
 
 
 def _admin(user: User) -> None:
@@ -105,14 +105,6 @@ class PlacesOut(BaseModel):
     total: int = Field(description="Active places in the directory.")
 
 
-async def _names(session: AsyncSession, ids: set[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i}
-    if not wanted:
-        return {}
-    rows = await session.execute(select(User.id, User.display_name).where(User.id.in_(wanted)))
-    return {row[0]: row[1] for row in rows}
-
-
 def _out(flow: Flow, names: dict[int, str]) -> FlowOut:
     return FlowOut(
         id=flow.external_id,
@@ -139,7 +131,7 @@ async def list_flows(user: CurrentUser, state: State) -> FlowsOut:
     _reader(user)
     async with state.db.read() as session:
         rows = (await session.scalars(select(Flow).order_by(Flow.title))).all()
-        names = await _names(session, {f.updated_by for f in rows})
+        names = await articles.names(session, {f.updated_by for f in rows if f.updated_by})
     return FlowsOut(flows=[_out(f, names) for f in rows])
 
 
@@ -163,7 +155,9 @@ async def get_flow(flow_id: str, user: CurrentUser, state: State) -> FlowOut:
     _reader(user)
     async with state.db.read() as session:
         flow = await _get(session, flow_id)
-        return _out(flow, await _names(session, {flow.updated_by}))
+        return _out(
+            flow, await articles.names(session, {flow.updated_by} if flow.updated_by else set())
+        )
 
 
 @router.put("/flows/{flow_id}", response_model=FlowOut)
@@ -224,7 +218,7 @@ async def flow_history(flow_id: str, user: CurrentUser, state: State) -> FlowHis
                 .order_by(FlowVersion.version.desc())
             )
         ).all()
-        names = await _names(session, {v.changed_by for v in rows})
+        names = await articles.names(session, {v.changed_by for v in rows if v.changed_by})
     return FlowHistoryOut(
         versions=[
             FlowVersionOut(
@@ -239,26 +233,11 @@ async def flow_history(flow_id: str, user: CurrentUser, state: State) -> FlowHis
     )
 
 
-async def _body(request: Request) -> str:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise BadRequest(f"the file is larger than {MAX_BODY // 1024 // 1024} MB", code="too_large")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BadRequest("the file is not UTF-8 text", code="bad_encoding") from None
-
-
 @router.post("/flows/import", response_model=ImportCounts)
 async def import_flows(request: Request, user: CurrentUser, state: State) -> ImportCounts:
     """Flows from a YAML or JSON body (`flows:` list); all or nothing."""
     _admin(user)
-    try:
-        data = yaml.safe_load(await _body(request))
-    except yaml.YAMLError as exc:
-        raise BadRequest(
-            f"the body is not valid YAML or JSON: {yaml_problem(exc)}", code="bad_flow_file"
-        ) from None
+    data = await yaml_body(request, code="bad_flow_file")
 
     async def run(session: AsyncSession) -> flows.FlowImport:
         return await flows.import_flows(session, data, actor_id=user.id)
@@ -281,7 +260,7 @@ async def import_places(
     """The branch/ATM directory from a CSV body (header: id,kind,name,city,address,lat,lon,
     hours,services); all or nothing, bad rows named by line."""
     _admin(user)
-    text = await _body(request)
+    text = await text_body(request)
 
     async def run(session: AsyncSession) -> places.PlacesImport:
         return await places.import_places(session, text, replace=replace)
