@@ -22,6 +22,7 @@ from okno.bot import assist_api, flows_api
 from okno.bot.service import knowledge_for
 from okno.bus.factory import make_bus
 from okno.channels import api as channels_api
+from okno.channels import hooks
 from okno.channels.widget import api as widget_api
 from okno.conversations import api as conversations_api
 from okno.customers import api as customers_api
@@ -223,6 +224,7 @@ def create_app(settings: Settings) -> FastAPI:
         events_api.router,
         widget_api.router,
         channels_api.router,
+        hooks.router,
         replies_api.router,
         customers_api.router,
         analytics_api.router,

@@ -280,8 +280,87 @@ def channels() -> None:
     """Manage channels (entry points customers write through)."""
 
 
-@channels.command("add")
-@click.argument("kind", type=click.Choice(["widget"]))
+class _AddGroup(click.Group):
+    """``okno channels add KIND``: the widget, and one command per messenger kind with the
+    options its adapter declares (``--bot-token``, ``--webhook-secret``, ...)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from okno.channels import kinds
+
+        return ["widget", *kinds.available()]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        found = super().get_command(ctx, name)
+        if found is not None:
+            return found
+        from okno.channels import kinds
+
+        if name not in kinds.available():
+            return None
+        return _messenger_add_command(name)
+
+
+def _messenger_add_command(kind: str) -> click.Command:
+    from okno.channels import kinds
+
+    adapter = kinds.adapter_for(kind)
+    fields = kinds.fields_of(adapter)
+
+    def run(name: str | None, bot: bool | None, as_json: bool, **values: Any) -> None:
+        from okno.channels import service
+
+        settings = _settings()
+        given: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
+        if bot is not None:
+            given["bot"] = bot
+
+        async def fn(session: AsyncSession) -> dict[str, Any]:
+            channel = await service.add_messenger(
+                session, kind=kind, values=given, signing_key=settings.signing_key(), name=name
+            )
+            return {
+                "id": channel.id,
+                "kind": kind,
+                "name": channel.name,
+                "webhook_path": service.webhook_path(channel),
+            }
+
+        result = _run(_in_transaction(settings, fn))
+        if as_json:
+            click.echo(json.dumps(result, ensure_ascii=False))
+        else:
+            click.echo(
+                f"added {adapter.title} channel {result['name']!r} (id {result['id']}); "
+                f"webhook address: <public url>{result['webhook_path']}"
+            )
+
+    params: list[click.Parameter] = [
+        click.Option(
+            [f.flag, f.name], default=None, help=f.help + (" (required)" if f.required else "")
+        )
+        for f in fields
+    ]
+    params += [
+        click.Option(["--name"], default=None, help="Name staff see for this channel."),
+        click.Option(
+            ["--bot/--no-bot", "bot"], default=None, help="The bot answers new dialogs first."
+        ),
+        click.Option(["--json", "as_json"], is_flag=True, help="Print the result as JSON."),
+    ]
+    return click.Command(
+        kind,
+        callback=run,
+        params=params,
+        help=f"Add a {adapter.title} channel; credentials are stored encrypted.",
+    )
+
+
+@channels.group("add", cls=_AddGroup)
+def add_channel() -> None:
+    """Add a channel: `okno channels add widget|telegram|viber|... --help`."""
+
+
+@add_channel.command("widget")
 @click.option("--key", required=True, help="Public widget key used in the <script> tag.")
 @click.option("--name", default=None, help="Name customers see in the widget header.")
 @click.option("--greeting", default=None)
@@ -290,8 +369,7 @@ def channels() -> None:
 @click.option("--topic", default=None, help="Routing topic of dialogs from it, e.g. cards.")
 @click.option("--bot/--no-bot", "bot", default=None, help="The bot answers new dialogs first.")
 @click.option("--json", "as_json", is_flag=True)
-def channels_add(
-    kind: str,
+def channels_add_widget(
     key: str,
     name: str | None,
     greeting: str | None,
@@ -301,7 +379,7 @@ def channels_add(
     bot: bool | None,
     as_json: bool,
 ) -> None:
-    """Add a channel. Messenger kinds arrive with their own issue."""
+    """Add a web widget for the bank's site."""
     from okno.channels import service
 
     settings = _settings()

@@ -3,7 +3,6 @@ error shape, the request-size guard and the write helper that retries racing ins
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
@@ -12,7 +11,6 @@ import structlog
 from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -98,26 +96,8 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 async def write(state: AppState, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``fn`` in one transaction; retry when it lost an insert race or a deadlock.
-
-    A retried attempt starts over and finds what the winner stored (idempotent paths),
-    so two concurrent identical sends still store one message.
-    """
-    for attempt in range(5):
-        try:
-            async with state.db.transaction(attempt=attempt) as session:
-                return await fn(session)
-        except IntegrityError:
-            if attempt == 4:
-                raise
-        except DBAPIError as exc:
-            code = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(
-                getattr(exc, "orig", None), "pgcode", None
-            )
-            if code not in ("40001", "40P01") or attempt == 4:
-                raise
-        await asyncio.sleep(0.005 * (attempt + 1))
-    raise AssertionError("unreachable")
+    """Run ``fn`` in one transaction, retrying lost races (`Database.write`)."""
+    return await state.db.write(fn)
 
 
 def install_error_handlers(app: FastAPI) -> None:

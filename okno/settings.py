@@ -128,6 +128,20 @@ class Settings(BaseSettings):
         default="",
         description="Bearer token okno sends to the self-service gateway (never logged).",
     )
+    channel_send_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="How long a call to a messenger's API (a send, a file download) may take "
+        "before it counts as failed and is retried.",
+    )
+    channel_poll_seconds: float = Field(
+        default=8.0,
+        ge=0,
+        le=50,
+        description="How long one long-poll for Telegram updates (channels in polling mode) "
+        "waits for new messages.",
+    )
     bot_actions_timeout_seconds: float = Field(
         default=3.0,
         gt=0,

@@ -12,10 +12,17 @@ import structlog
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okno.channels import service
+from okno.channels import checks, kinds, outbound, service
 from okno.channels.models import Channel
-from okno.channels.schemas import ChannelOut, ChannelsOut, WidgetUpdate
-from okno.errors import NotFound
+from okno.channels.schemas import (
+    ChannelCheckOut,
+    ChannelErrorOut,
+    ChannelErrorsOut,
+    ChannelOut,
+    ChannelsOut,
+    WidgetUpdate,
+)
+from okno.errors import Forbidden, NotFound
 from okno.http import CurrentUser, State, write
 from okno.inputs import IdPath
 
@@ -92,3 +99,39 @@ def widget_updated(channel: ChannelOut) -> dict[str, Any]:
         "also_user_id": None,
         "assignee_only": False,
     }
+
+
+def _admin_only(role: str) -> None:
+    if role != "admin":
+        raise Forbidden("only admins manage messenger channels", code="forbidden_role")
+
+
+@router.get("/{channel_id}/errors", response_model=ChannelErrorsOut)
+async def channel_errors(channel_id: IdPath, user: CurrentUser, state: State) -> ChannelErrorsOut:
+    """The channel's recent problems, newest first: refused webhooks, sends the platform
+    rejected, failed checks and polls (admins)."""
+    _admin_only(user.role)
+    async with state.db.read() as session:
+        if await service.get_channel(session, channel_id) is None:
+            raise NotFound(f"channel {channel_id} does not exist", code="not_found")
+        rows = await outbound.recent_errors(session, channel_id)
+    return ChannelErrorsOut(
+        errors=[
+            ChannelErrorOut(kind=r.kind, message=r.message, created_at=r.created_at) for r in rows
+        ]
+    )
+
+
+@router.post("/{channel_id}/check", response_model=ChannelCheckOut)
+async def check_channel(channel_id: IdPath, user: CurrentUser, state: State) -> ChannelCheckOut:
+    """Ask the platform whether the stored credentials work (Telegram's getMe, ...)."""
+    _admin_only(user.role)
+    async with state.db.read() as session:
+        channel = await service.get_channel(session, channel_id)
+    if channel is None or not kinds.is_messenger(channel.kind):
+        raise NotFound(f"messenger channel {channel_id} does not exist", code="not_found")
+    result = await checks.check(state.settings, channel)
+    if not result.ok:
+        async with state.db.transaction() as session:
+            await outbound.note_error(session, channel_id, "check", result.detail)
+    return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -40,3 +41,18 @@ class WidgetUpdate(Input):
     # The secret the bank's site signs customer tokens with (docs/flows.md); write-only,
     # "" removes it (the widget then takes anonymous visitors only).
     identity_secret: str | None = Field(default=None, max_length=200)
+
+
+class ChannelErrorOut(BaseModel):
+    kind: str = Field(description="webhook, send, check or poll")
+    message: str
+    created_at: datetime
+
+
+class ChannelErrorsOut(BaseModel):
+    errors: list[ChannelErrorOut]
+
+
+class ChannelCheckOut(BaseModel):
+    ok: bool
+    detail: str = Field(description="What the platform said: the bot's name, or the reason")

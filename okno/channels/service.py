@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okno.channels import kinds
 from okno.channels.models import CHANNEL_KINDS, Channel
 from okno.errors import BadRequest, Conflict, Forbidden, NotFound
 
@@ -47,12 +48,12 @@ MIN_SECRET_CHARS = 32
 
 def config_for(channel: Channel, role: str) -> dict[str, Any]:
     """The part of a channel's settings this role may read: all of it for admins; for
-    supervisors the widget texts and colour only (messenger channels will keep bot tokens
-    and webhook secrets in ``config``, and where a widget may run is not their business)."""
+    supervisors the widget texts and colour only (messenger channels keep bot tokens and
+    webhook secrets in ``config``, and where a widget may run is not their business)."""
     config = dict(channel.config or {})
     if role == "admin":
         # secrets are write-only: an admin sees that one is set, never its value
-        for key in SECRET_KEYS:
+        for key in (*SECRET_KEYS, *kinds.secret_names(channel.kind)):
             if config.pop(key, None):
                 config[f"{key}_set"] = True
         return config
@@ -234,3 +235,46 @@ class ChannelCache:
 
 def kind_is_known(kind: str) -> bool:
     return kind in CHANNEL_KINDS
+
+
+def webhook_path(channel: Channel) -> str:
+    """Where the platform posts updates (``/hooks/telegram/7``)."""
+    return f"/hooks/{channel.kind}/{channel.id}"
+
+
+async def add_messenger(
+    session: AsyncSession,
+    *,
+    kind: str,
+    values: dict[str, Any],
+    signing_key: str,
+    name: str | None = None,
+) -> Channel:
+    """Create a messenger, e-mail or app channel; its settings are checked against the
+    adapter's list and credentials are stored encrypted."""
+    adapter = kinds.adapter_for(kind)
+    config = kinds.prepare_config(adapter, values, signing_key)
+    channel = Channel(kind=kind, name=(name or "").strip() or adapter.title, config=config)
+    session.add(channel)
+    await session.flush()
+    return channel
+
+
+async def update_messenger(
+    session: AsyncSession,
+    channel: Channel,
+    *,
+    values: dict[str, Any],
+    signing_key: str,
+    name: str | None = None,
+    is_active: bool | None = None,
+) -> Channel:
+    """Change some settings (a new token, a new secret); what is not given stays."""
+    adapter = kinds.adapter_for(channel.kind)
+    channel.config = kinds.prepare_config(adapter, values, signing_key, existing=channel.config)
+    if name is not None and name.strip():
+        channel.name = name.strip()[:200]
+    if is_active is not None:
+        channel.is_active = is_active
+    await session.flush()
+    return channel

@@ -25,6 +25,12 @@ ALLOWED = {
     "image/gif": {".gif"},
     "image/webp": {".webp"},
     "application/pdf": {".pdf"},
+    # voice messages and short videos from messengers (Telegram and WhatsApp voice is Opus
+    # in Ogg; Viber and VK send MP4/M4A and MP3)
+    "audio/ogg": {".ogg", ".oga", ".opus"},
+    "audio/mpeg": {".mp3"},
+    "audio/mp4": {".m4a", ".mp4"},
+    "video/mp4": {".mp4"},
 }
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
@@ -60,7 +66,8 @@ def check(data: bytes, filename: str, *, max_bytes: int) -> tuple[str, str]:
     sniffed = kind.mime if kind else None
     if sniffed not in ALLOWED:
         raise UnsupportedMedia(
-            "only images (PNG, JPEG, GIF, WebP) and PDF documents can be sent",
+            "only images (PNG, JPEG, GIF, WebP), PDF documents, voice messages (Ogg, MP3, M4A) "
+            "and MP4 videos can be sent",
             code="attachment_type_not_allowed",
             detected=sniffed or "unknown",
         )

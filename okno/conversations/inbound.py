@@ -41,11 +41,15 @@ class Inbound:
     location: tuple[float, float] | None = None  # a shared location (latitude, longitude)
     # The bank's id of the customer when the channel proved it (a token the bank signed).
     verified_as: str | None = None
+    # Kept with the message for whoever reads or answers it: where to reply (an e-mail's
+    # Message-ID and subject), a contact card the customer sent, files that could not be
+    # taken (name and reason).
+    extra_meta: dict[str, object] = field(default_factory=dict)
 
     def meta(self) -> dict[str, object] | None:
         """What the message carries for people reading it later (the shared location, the
         button pressed)."""
-        meta: dict[str, object] = {}
+        meta: dict[str, object] = dict(self.extra_meta)
         if self.location:
             meta["location"] = {"lat": self.location[0], "lon": self.location[1]}
         if self.button:

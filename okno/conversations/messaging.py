@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okno.channels import outbound
 from okno.conversations.attachments import StoredFile
 from okno.conversations.models import Attachment, Conversation, Message
 from okno.conversations.views import conversation_out, messages_out
@@ -106,6 +107,9 @@ async def add_message(
             known["customer_names"] = {conversation.id: author_name}
         elif author_user_id is not None:
             known["user_names"] = {author_user_id: author_name}
+    if not internal and author_kind != "customer":
+        # a messenger's customer gets it through the delivery jobs (the widget reads events)
+        await outbound.request_send(session, conversation, message)
     (shaped,) = await messages_out(
         session, [message], url_prefix=ATTACHMENT_URL, attachments=attachments, **known
     )

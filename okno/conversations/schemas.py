@@ -35,6 +35,11 @@ class MessageOut(BaseModel):
         "customer ({places: [...]}), a shared location ({location: {lat, lon}}), a pressed "
         "button ({button})",
     )
+    delivery: str | None = Field(
+        default=None,
+        description="For a message to a messenger customer: queued, sending, sent, "
+        "delivered, read or failed (null elsewhere).",
+    )
 
 
 class MessagePosted(BaseModel):

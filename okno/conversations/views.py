@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okno.channels import outbound
 from okno.channels.models import Channel
 from okno.conversations.models import Attachment, Conversation, Message
 from okno.conversations.schemas import (
@@ -76,6 +77,8 @@ async def messages_out(
     by_message: dict[int, list[Attachment]] = defaultdict(list)
     for att in attachments:
         by_message[att.message_id].append(att)
+    outgoing = [m.id for m in messages if m.author_kind != "customer" and not m.internal]
+    delivery = await outbound.delivery_statuses(session, outgoing) if outgoing else {}
     out = []
     for m in messages:
         if m.author_kind == "customer":
@@ -99,6 +102,7 @@ async def messages_out(
                 created_at=m.created_at,
                 attachments=[attachment_out(a, url_prefix) for a in by_message.get(m.id, [])],
                 meta=m.meta,
+                delivery=delivery.get(m.id),
             )
         )
     return out

@@ -19,6 +19,11 @@ class Customer(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A keyed hash of a phone number a platform or the bank vouched is this customer's own
+    # (never the number itself): two customers with the same one are one person.
+    verified_phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Set when this customer was merged into another; their identities moved there.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
 
 
 class CustomerNote(Base):

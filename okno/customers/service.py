@@ -124,3 +124,104 @@ async def update_customer(
         customer.attributes = merged
     await session.flush()
     return customer
+
+
+def normalise_phone(phone: str) -> str | None:
+    """Digits of a phone number in international form (8XXXXXXXXXX -> 7XXXXXXXXXX, Russia's
+    trunk prefix); None when it is not a plausible number."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if len(digits) == 11 and digits.startswith("8"):
+        digits = "7" + digits[1:]
+    if len(digits) == 10 and digits.startswith("9"):
+        digits = "7" + digits
+    return digits if 10 <= len(digits) <= 15 else None
+
+
+async def link_verified_phone(
+    session: AsyncSession, *, customer_id: int, phone: str, signing_key: str
+) -> int:
+    """Record a phone number a platform or the bank vouches is this customer's own; when
+    another customer already has it, the two are one person and are merged (into the older
+    one). Returns the customer id the identity ends up with."""
+    from okno.security.secrets import keyed_hash
+
+    normal = normalise_phone(phone)
+    if normal is None:
+        return customer_id
+    digest = keyed_hash("phone:" + normal, signing_key)
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        return customer_id
+    other = await session.scalar(
+        select(Customer)
+        .where(
+            Customer.verified_phone_hash == digest,
+            Customer.id != customer_id,
+            Customer.merged_into_id.is_(None),
+        )
+        .order_by(Customer.id)
+        .limit(1)
+    )
+    customer.verified_phone_hash = digest
+    if other is None:
+        await session.flush()
+        return customer_id
+    keep, gone = (other, customer) if other.id < customer.id else (customer, other)
+    await merge_customers(session, into=keep, source=gone)
+    return keep.id
+
+
+class MergeRefused(Exception):
+    """Both customers have an unfinished dialog in the same channel."""
+
+    def __init__(self, channel_id: int) -> None:
+        super().__init__(channel_id)
+        self.channel_id = channel_id
+
+
+async def merge_customers(session: AsyncSession, *, into: Customer, source: Customer) -> None:
+    """Make ``source`` part of ``into``: its channel identities, dialogs and notes move, its
+    tags and attributes join (``into``'s win on a clash), and it is marked merged. The
+    operator then sees one history. Refused while both have an open dialog in one channel
+    (one of them must be closed first: two open dialogs of one person in one channel would
+    split the conversation)."""
+    from sqlalchemy import update
+
+    from okno.conversations.models import Conversation
+
+    if into.id == source.id:
+        return
+    open_rows = await session.execute(
+        select(Conversation.channel_id, Conversation.customer_id).where(
+            Conversation.customer_id.in_((into.id, source.id)), Conversation.status != "closed"
+        )
+    )
+    seen: dict[int, int] = {}
+    for channel_id, owner in open_rows:
+        if channel_id in seen and seen[channel_id] != owner:
+            raise MergeRefused(channel_id)
+        seen[channel_id] = owner
+    await session.execute(
+        update(CustomerIdentity)
+        .where(CustomerIdentity.customer_id == source.id)
+        .values(customer_id=into.id)
+    )
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.customer_id == source.id)
+        .values(customer_id=into.id)
+    )
+    await session.execute(
+        update(CustomerNote)
+        .where(CustomerNote.customer_id == source.id)
+        .values(customer_id=into.id)
+    )
+    into.tags = list(dict.fromkeys([*(into.tags or []), *(source.tags or [])]))[:20]
+    into.attributes = {**(source.attributes or {}), **(into.attributes or {})}
+    if is_generated_name(into.display_name) and not is_generated_name(source.display_name):
+        into.display_name = source.display_name
+    if into.verified_phone_hash is None:
+        into.verified_phone_hash = source.verified_phone_hash
+    source.merged_into_id = into.id
+    source.verified_phone_hash = None
+    await session.flush()

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -26,6 +27,7 @@ from okno.settings import Settings
 
 Hook = Callable[[AsyncSession], Awaitable[None]]
 AfterHook = Callable[[], Awaitable[None]]
+T = TypeVar("T")
 
 
 def before_commit(session: AsyncSession, key: str, hook: Hook) -> None:
@@ -120,6 +122,27 @@ class Database:
                 raise
         for after in session.info.get("after_commit", []):
             await after()
+
+    async def write(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``fn`` in one transaction; retry when it lost an insert race or a deadlock.
+
+        A retried attempt starts over and finds what the winner stored (idempotent paths),
+        so two concurrent identical sends still store one message.
+        """
+        for attempt in range(5):
+            try:
+                async with self.transaction(attempt=attempt) as session:
+                    return await fn(session)
+            except IntegrityError:
+                if attempt == 4:
+                    raise
+            except DBAPIError as exc:
+                orig = getattr(exc, "orig", None)
+                code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+                if code not in ("40001", "40P01") or attempt == 4:
+                    raise
+            await asyncio.sleep(0.005 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def _serialised(self) -> AsyncIterator[None]:

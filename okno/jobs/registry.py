@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.bot import jobs as bot_jobs
+from okno.channels import outbound, polling
 from okno.conversations import jobs as conversation_jobs
 from okno.events.service import prune_events
 from okno.jobs.service import prune_jobs
@@ -31,6 +32,9 @@ def default_registry() -> Registry:
     registry.register("jobs.prune", _prune_jobs)
     registry.register(bot_jobs.REPLY, bot_jobs.reply)
     registry.register(bot_jobs.ACTION, bot_jobs.action, prepare=bot_jobs.prepare_action)
+    registry.register(outbound.SEND, outbound.send_job, prepare=outbound.prepare_send)
+    registry.register(polling.POLL, polling.poll_job, prepare=polling.prepare_poll)
+    registry.every(polling.POLL, polling.EVERY_SECONDS, priority=0, queue="inbound")
     registry.register(DISPATCH, routing_jobs.dispatch)
     registry.register(routing_jobs.WATCHDOG, routing_jobs.watchdog)
     registry.every(routing_jobs.WATCHDOG, 5, priority=0, queue="routing")

@@ -118,8 +118,17 @@ def backoff_seconds(attempt: int) -> float:
     return float(base * random.uniform(0.75, 1.25))
 
 
-async def fail(session: AsyncSession, *, job_id: int, worker_id: str, error: str) -> str:
-    """Schedule a retry with backoff, or give up after ``max_attempts``; returns the status."""
+async def fail(
+    session: AsyncSession,
+    *,
+    job_id: int,
+    worker_id: str,
+    error: str,
+    retry_after: float | None = None,
+) -> str:
+    """Schedule a retry with backoff (or after ``retry_after`` seconds when the cause said
+    when, e.g. a platform's Retry-After), or give up after ``max_attempts``; returns the
+    status."""
     job = await session.get(Job, job_id, with_for_update=True)
     if job is None or job.locked_by != worker_id or job.status != "running":
         return "lost"
@@ -130,7 +139,8 @@ async def fail(session: AsyncSession, *, job_id: int, worker_id: str, error: str
         job.finished_at = utcnow()
     else:
         job.status = "pending"
-        job.run_at = utcnow() + timedelta(seconds=backoff_seconds(job.attempts))
+        delay = backoff_seconds(job.attempts) if retry_after is None else max(0.0, retry_after)
+        job.run_at = utcnow() + timedelta(seconds=delay)
     return job.status
 
 

@@ -172,7 +172,11 @@ class Worker:
                 try:
                     async with self.db.transaction() as session:
                         status = await service.fail(
-                            session, job_id=job_id, worker_id=self.id, error=error
+                            session,
+                            job_id=job_id,
+                            worker_id=self.id,
+                            error=error,
+                            retry_after=getattr(exc, "retry_after", None),
                         )
                 except Exception:
                     status = "unrecorded"  # the lease will expire and the job run again

@@ -1,0 +1,355 @@
+"""Sending what operators and the bot say to customers in messengers, exactly once each,
+in order, within each platform's limits.
+
+Every customer-visible message in a messenger dialog gets a `Delivery` row and a
+`channels.send` job in the same transaction (`request_send`). The job sends the oldest
+unsent message of the dialog first, so a message never overtakes an earlier one; a row is
+leased while its HTTP call runs, so two workers never send it at once. Failures the
+platform calls temporary (429, 5xx, a timeout) are retried with backoff (honouring
+Retry-After); a refusal (the customer blocked the bot) or too many attempts marks the row
+failed, and the operator sees "not delivered".
+
+The one window where a message could go twice: the platform took it but okno crashed
+before recording that. After the lease runs out it is sent again, unless the adapter's
+platform drops repeats itself (`Adapter.dedups_resends`). The window is the time between
+the platform's answer and one small commit.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okno.channels import kinds
+from okno.channels.adapter import STATUS_ORDER, Outbound, OutboundFile, SendFailed, StatusUpdate
+from okno.channels.models import Channel, ChannelError, Delivery
+from okno.channels.ratelimit import limiter
+from okno.conversations.attachments import path_of
+from okno.conversations.models import Attachment, Conversation, Message
+from okno.customers.models import CustomerIdentity
+from okno.db.base import utcnow
+from okno.db.session import Database
+from okno.events.service import PendingEvent, record_event
+from okno.jobs import service as jobs
+from okno.jobs.worker import JobContext
+from okno.security.secrets import SecretUnreadable
+
+log = structlog.get_logger("okno.channels")
+SEND = "channels.send"
+MAX_SEND_ATTEMPTS = 8
+# How long a message being sent stays claimed: the send timeout plus room; a worker that
+# died mid-send frees it after this.
+LEASE_MARGIN_SECONDS = 5.0
+KEEP_ERRORS = 50
+
+
+class RetryLater(Exception):
+    """The job should run again after ``retry_after`` seconds (None: the usual backoff)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+async def request_send(session: AsyncSession, conversation: Conversation, message: Message) -> None:
+    """Queue ``message`` for the customer's messenger when the dialog is in one."""
+    channel = await session.get(Channel, conversation.channel_id)
+    if channel is None or not kinds.is_messenger(channel.kind):
+        return
+    session.add(
+        Delivery(
+            message_id=message.id,
+            conversation_id=conversation.id,
+            channel_id=channel.id,
+            status="queued",
+            created_at=utcnow(),
+            updated_at=utcnow(),
+        )
+    )
+    await jobs.enqueue(
+        session,
+        kind=SEND,
+        queue="outbound",
+        priority=jobs.URGENT,
+        payload={"message_id": message.id},
+        dedup_key=f"{SEND}:{message.id}",
+        max_attempts=3 * MAX_SEND_ATTEMPTS,
+    )
+
+
+async def send_job(session: AsyncSession, payload: dict[str, Any], ctx: JobContext) -> None:
+    """Everything happened in `prepare_send` (outside a long transaction)."""
+
+
+async def prepare_send(db: Database, payload: dict[str, Any], ctx: JobContext) -> None:
+    """Send the dialog's unsent messages in order up to and including this job's one."""
+    message_id = int(payload["message_id"])
+    for _ in range(100):
+        claimed = await _claim_head(db, message_id, ctx)
+        if claimed is None:
+            return
+        delivery_id, head_message_id, adapter_kind, config, outbound, attempts = claimed
+        adapter = kinds.adapter_for(adapter_kind)
+        try:
+            await limiter.wait(
+                channel_id=config["_channel_id"],
+                recipient=outbound.recipient,
+                rate=adapter.rate_per_second,
+                gap=adapter.per_recipient_gap_seconds,
+            )
+            async with httpx.AsyncClient(timeout=ctx.settings.channel_send_timeout_seconds) as c:
+                sent = await adapter.send(c, config, outbound)
+        except (SendFailed, httpx.HTTPError) as exc:
+            if isinstance(exc, SendFailed):
+                failure = exc
+            elif isinstance(exc, httpx.TimeoutException):
+                failure = SendFailed("timeout")
+            else:
+                failure = SendFailed(f"connection failed: {type(exc).__name__}")
+            if failure.after:
+                limiter.pause(config["_channel_id"], failure.after)
+            given_up = not failure.retry or attempts >= MAX_SEND_ATTEMPTS
+            await _record_failure(db, delivery_id, failure.reason, given_up=given_up)
+            if given_up and head_message_id != message_id:
+                continue  # a lost earlier message must not hold back the later ones
+            if given_up:
+                return
+            raise RetryLater(failure.reason, failure.after) from None
+        await _record_sent(db, delivery_id, sent.external_id)
+        if head_message_id == message_id:
+            return
+    raise RetryLater("more messages than one round sends")
+
+
+async def _claim_head(
+    db: Database, message_id: int, ctx: JobContext
+) -> tuple[int, int, str, dict[str, Any], Outbound, int] | None:
+    """Lease the oldest unsent message of this message's dialog; None when this message
+    needs nothing more (sent already, failed, or not a messenger's)."""
+    unreadable: int | None = None
+    async with db.transaction() as session:
+        target = await session.scalar(select(Delivery).where(Delivery.message_id == message_id))
+        if target is None or target.status not in ("queued", "sending"):
+            return None
+        head = await session.scalar(
+            select(Delivery)
+            .where(
+                Delivery.conversation_id == target.conversation_id,
+                Delivery.status.in_(("queued", "sending")),
+                Delivery.message_id <= message_id,
+            )
+            .order_by(Delivery.message_id)
+            .limit(1)
+            .with_for_update()
+        )
+        assert head is not None  # the target itself qualifies
+        now = utcnow()
+        if head.status == "sending" and head.lease_until and head.lease_until > now:
+            wait = (head.lease_until - now).total_seconds()
+            raise RetryLater("an earlier message of this dialog is being sent", min(wait, 5.0))
+        channel = await session.get(Channel, head.channel_id)
+        message = await session.get(Message, head.message_id)
+        conversation = await session.get(Conversation, head.conversation_id)
+        if channel is None or message is None or conversation is None:
+            head.status = "failed"
+            head.last_error = "the channel or the message is gone"
+            return None
+        try:
+            config = kinds.readable_config(channel, ctx.settings.signing_key())
+        except SecretUnreadable:
+            unreadable = channel.id
+        else:
+            config["_channel_id"] = channel.id
+            outbound = await _outbound(session, ctx, conversation, message)
+            head.status = "sending"
+            head.attempts += 1
+            head.lease_until = now + timedelta(
+                seconds=ctx.settings.channel_send_timeout_seconds * 2 + LEASE_MARGIN_SECONDS
+            )
+            head.updated_at = now
+            return head.id, head.message_id, channel.kind, config, outbound, head.attempts
+    async with db.transaction() as session:
+        await note_error(session, unreadable, "send", "credentials cannot be decrypted")
+    raise RetryLater("the channel's credentials cannot be decrypted; enter them again")
+
+
+async def _outbound(
+    session: AsyncSession, ctx: JobContext, conversation: Conversation, message: Message
+) -> Outbound:
+    identity = await session.scalar(
+        select(CustomerIdentity)
+        .where(
+            CustomerIdentity.customer_id == conversation.customer_id,
+            CustomerIdentity.channel_id == conversation.channel_id,
+        )
+        .order_by(CustomerIdentity.id.desc())
+        .limit(1)
+    )
+    recipient = identity.external_id if identity else ""
+    rows = await session.scalars(select(Attachment).where(Attachment.message_id == message.id))
+    files = []
+    for a in rows:
+        data = path_of(ctx.settings.data_dir, a.storage_path).read_bytes()
+        files.append(OutboundFile(a.filename, a.content_type, data))
+    meta = message.meta or {}
+    # Where to answer, as the customer's newest message told (an e-mail's thread).
+    last_meta = await session.scalar(
+        select(Message.meta)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.author_kind == "customer",
+            Message.id < message.id,
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    reply_to = (last_meta or {}).get("reply_to") if isinstance(last_meta, dict) else None
+    buttons = [
+        {"label": str(b.get("label", "")), "payload": button_ref(message.id, i)}
+        for i, b in enumerate(meta.get("buttons") or [])
+    ]
+    return Outbound(
+        message_id=message.id,
+        conversation_id=conversation.id,
+        recipient=recipient,
+        text=message.text,
+        files=files,
+        buttons=buttons,
+        ask_location=bool(meta.get("ask_location")),
+        reply_to=reply_to,
+        author_kind=message.author_kind,
+    )
+
+
+def button_ref(message_id: int, index: int) -> str:
+    """A short stand-in for a button's payload (platforms cap theirs at 64-256 bytes); the
+    hook turns it back into the payload stored with the message."""
+    return f"okno:{message_id}:{index}"
+
+
+def parse_button_ref(value: str | None) -> tuple[int, int] | None:
+    if not value or not value.startswith("okno:"):
+        return None
+    parts = value.split(":")
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    return int(parts[1]), int(parts[2])
+
+
+async def _record_sent(db: Database, delivery_id: int, external_id: str) -> None:
+    async with db.transaction() as session:
+        delivery = await session.get(Delivery, delivery_id, with_for_update=True)
+        if delivery is None:
+            return
+        delivery.external_id = external_id[:200]
+        delivery.lease_until = None
+        delivery.last_error = None
+        delivery.updated_at = utcnow()
+        await _set_status(session, delivery, "sent")
+
+
+async def _record_failure(db: Database, delivery_id: int, reason: str, *, given_up: bool) -> None:
+    async with db.transaction() as session:
+        delivery = await session.get(Delivery, delivery_id, with_for_update=True)
+        if delivery is None:
+            return
+        delivery.last_error = reason[:1000]
+        delivery.lease_until = None
+        delivery.updated_at = utcnow()
+        if given_up:
+            await note_error(session, delivery.channel_id, "send", reason)
+            log.warning("channel.send_failed", channel_id=delivery.channel_id, reason=reason)
+            await _set_status(session, delivery, "failed")
+        else:
+            delivery.status = "queued"
+
+
+async def _set_status(session: AsyncSession, delivery: Delivery, status: str) -> None:
+    """Move a delivery forward and tell the staff watching the dialog (✓, ✓✓, not sent)."""
+    delivery.status = status
+    conversation = await session.get(Conversation, delivery.conversation_id)
+    if conversation is None:
+        return
+    record_event(
+        session,
+        PendingEvent(
+            type="message.delivery",
+            conversation_id=conversation.id,
+            payload={"message_id": delivery.message_id, "status": status},
+            customer_id=conversation.customer_id,
+            customer_visible=False,
+            team_id=conversation.team_id,
+            assignee_id=conversation.assignee_id,
+        ),
+    )
+
+
+async def apply_status(session: AsyncSession, channel_id: int, update: StatusUpdate) -> bool:
+    """What the platform reported of a message okno sent (delivered, read, failed).
+    Only forward moves count, so a late or replayed report changes nothing."""
+    delivery = await session.scalar(
+        select(Delivery)
+        .where(Delivery.channel_id == channel_id, Delivery.external_id == update.external_id)
+        .with_for_update()
+    )
+    if delivery is None:
+        return False
+    if update.status == "failed":
+        if delivery.status in ("sent",):
+            delivery.last_error = (update.error or "the platform could not deliver it")[:1000]
+            delivery.updated_at = utcnow()
+            await note_error(session, channel_id, "send", delivery.last_error)
+            await _set_status(session, delivery, "failed")
+            return True
+        return False
+    if STATUS_ORDER.get(update.status, -1) <= STATUS_ORDER.get(delivery.status, 99):
+        return False
+    delivery.updated_at = utcnow()
+    await _set_status(session, delivery, update.status)
+    return True
+
+
+async def note_error(session: AsyncSession, channel_id: int, kind: str, message: str) -> None:
+    """Keep a problem for the admin's "recent errors" list (the newest few per channel)."""
+    session.add(
+        ChannelError(channel_id=channel_id, kind=kind, message=message[:1000], created_at=utcnow())
+    )
+    await session.flush()
+    keep = select(ChannelError.id).where(ChannelError.channel_id == channel_id)
+    newest = (
+        await session.scalars(keep.order_by(ChannelError.id.desc()).offset(KEEP_ERRORS).limit(1))
+    ).first()
+    if newest is not None:
+        await session.execute(
+            delete(ChannelError).where(
+                ChannelError.channel_id == channel_id, ChannelError.id <= newest
+            )
+        )
+
+
+async def recent_errors(
+    session: AsyncSession, channel_id: int, limit: int = 20
+) -> list[ChannelError]:
+    rows = await session.scalars(
+        select(ChannelError)
+        .where(ChannelError.channel_id == channel_id)
+        .order_by(ChannelError.id.desc())
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def delivery_of(session: AsyncSession, message_id: int) -> Delivery | None:
+    return await session.scalar(select(Delivery).where(Delivery.message_id == message_id))
+
+
+async def delivery_statuses(session: AsyncSession, message_ids: list[int]) -> dict[int, str]:
+    rows = await session.execute(
+        select(Delivery.message_id, Delivery.status).where(Delivery.message_id.in_(message_ids))
+    )
+    return {message_id: status for message_id, status in rows}
