@@ -406,6 +406,103 @@ def channels_add_widget(
         click.echo(f"added widget {key} (id {result['id']}); put on the site:\n  {snippet}")
 
 
+@channels.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the channels as JSON.")
+def channels_list(as_json: bool) -> None:
+    """Every channel with its kind, state and webhook address (credentials never shown)."""
+    from okno.channels import service
+
+    settings = _settings()
+
+    async def fn(session: AsyncSession) -> list[dict[str, Any]]:
+        rows = await service.list_channels(session)
+        return [
+            {
+                "id": c.id,
+                "kind": c.kind,
+                "name": c.name,
+                "key": c.key,
+                "is_active": c.is_active,
+                "webhook_path": None if c.kind == "widget" else service.webhook_path(c),
+            }
+            for c in rows
+        ]
+
+    rows = _run(_in_transaction(settings, fn))
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        state = "on" if row["is_active"] else "off"
+        where = row["key"] or row["webhook_path"]
+        click.echo(f"{row['id']:>4}  {row['kind']:<9} {state:<4} {row['name']}  {where}")
+
+
+async def _messenger(settings: Settings, channel_id: int) -> Any:
+    from okno.channels import kinds, service
+
+    async def fn(session: AsyncSession) -> Any:
+        channel = await service.get_channel(session, channel_id)
+        if channel is None or not kinds.is_messenger(channel.kind):
+            raise click.ClickException(f"no messenger channel has id {channel_id}")
+        session.expunge(channel)
+        return channel
+
+    return await _in_transaction(settings, fn)
+
+
+@channels.command("check")
+@click.argument("channel_id", type=int)
+def channels_check(channel_id: int) -> None:
+    """Ask the platform whether the channel's credentials work (exit 1 when not)."""
+    from okno.channels import checks
+
+    settings = _settings()
+    channel = _run(_messenger(settings, channel_id))
+    result = _run(checks.check(settings, channel))
+    if not result.ok:
+        raise click.ClickException(f"{channel.kind} channel {channel_id}: {result.detail}")
+    click.echo(f"{channel.kind} channel {channel_id} works: {result.detail}")
+
+
+@channels.command("set-webhook")
+@click.argument("channel_id", type=int)
+@click.option("--url", default=None, help="okno's public address (default OKNO_PUBLIC_URL).")
+def channels_set_webhook(channel_id: int, url: str | None) -> None:
+    """Tell Telegram where to send updates: <public url>/hooks/telegram/<id>, with the
+    channel's webhook secret."""
+    import httpx
+
+    from okno.channels import kinds, service
+    from okno.channels.adapter import SendFailed
+
+    settings = _settings()
+    channel = _run(_messenger(settings, channel_id))
+    adapter = kinds.adapter_for(channel.kind)
+    set_webhook = getattr(adapter, "set_webhook", None)
+    if set_webhook is None:
+        raise click.ClickException(
+            f"{channel.kind} webhooks are registered in the platform's own console "
+            f"(docs/channels/{channel.kind}.md)"
+        )
+    base = (url or settings.public_url).rstrip("/")
+    if not base.startswith("https://"):
+        raise click.ClickException(
+            "Telegram needs an https:// address: pass --url or set OKNO_PUBLIC_URL"
+        )
+    config = kinds.readable_config(channel, settings.signing_key())
+
+    async def run() -> None:
+        async with httpx.AsyncClient(timeout=settings.channel_send_timeout_seconds) as client:
+            await set_webhook(client, config, base + service.webhook_path(channel))
+
+    try:
+        _run(run())
+    except (SendFailed, httpx.HTTPError) as exc:
+        raise click.ClickException(f"Telegram refused: {getattr(exc, 'reason', exc)}") from None
+    click.echo(f"Telegram now sends updates to {base}{service.webhook_path(channel)}")
+
+
 @channels.command("update")
 @click.argument("key")
 @click.option("--name", default=None)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.bot import actions as backend
-from okno.bot import flow_runner, places, service, turns
+from okno.bot import clarify, flow_runner, places, service, turns
 from okno.bot.flows import FLOW_PREFIX
 from okno.bot.models import BotTurn, Flow, FlowState
 from okno.bot.triggers import REPLY
@@ -103,8 +103,15 @@ async def reply(session: AsyncSession, payload: dict[str, Any], ctx: JobContext)
         )
     )
     picked = payload.get("article_id")
+    button = payload.get("button") or await clarify.typed_choice(
+        session, conversation, message.text
+    )
+    if isinstance(button, str) and button.startswith(clarify.ARTICLE_PREFIX):
+        picked = button[len(clarify.ARTICLE_PREFIX) :]
     entry = kb.answers.get(picked) if isinstance(picked, str) else None
-    if entry is not None and entry.shown(kind, utcnow()):
+    if button == clarify.PERSON:
+        decision = service.BotDecision("handoff", 1.0, None, None, None, [], "human_requested")
+    elif entry is not None and entry.shown(kind, utcnow()):
         decision = service.BotDecision(
             "answer", 1.0, entry.article_id, entry.answer, entry.topic, [], "picked"
         )
@@ -144,9 +151,24 @@ async def reply(session: AsyncSession, payload: dict[str, Any], ctx: JobContext)
             session, conversation, flow_runner.Press(flow_id), run_ctx
         ):
             started = flow_id
+    offered = (
+        not started
+        and decision.decision == "handoff"
+        and await clarify.offer(session, conversation, decision, channel_kind=kind, now=utcnow())
+    )
+    if offered:  # the customer picks one of the likely questions, or asks for a person
+        decision = service.BotDecision(
+            "answer",
+            decision.confidence,
+            None,
+            None,
+            decision.topic,
+            decision.suggestions,
+            "clarify",
+        )
     await keep(decision, picked=entry is not None, flow_id=started)
-    if started:
-        pass  # the flow's first step has spoken
+    if started or offered:
+        pass  # the flow's first step, or the question with the likely articles, has spoken
     elif decision.decision == "answer" and decision.answer:
         await actions.bot_says(session, conversation, text=decision.answer)
     else:

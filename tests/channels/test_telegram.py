@@ -370,3 +370,56 @@ async def test_polling_mode_fetches_updates_and_moves_its_cursor_once_stored(
     assert texts == ["Первое", "Второе"]
     # a webhook to a polling channel is refused: it has no secret to check
     await asyncio.sleep(0)
+
+
+@pytest.fixture
+def with_bot(settings: Settings, staff: Staff, fake: FakeTelegram) -> Iterator[TestClient]:
+    """A Telegram channel whose dialogs start with the bot, on a small knowledge base."""
+    from tests.bot.test_flows import KB
+
+    fast = make_settings(
+        settings.data_dir, settings.database_url, worker_in_process=True, worker_poll_seconds=0.2
+    )
+    channel_id = add_channel(
+        fast, "telegram", bot_token=TOKEN, webhook_secret=SECRET, api_base=fake.url, bot="true"
+    )
+    with TestClient(create_app(fast)) as client:
+        client.channel_id = channel_id  # type: ignore[attr-defined]
+        root = staff_token(client, "root")
+        r = client.post(
+            "/api/v1/kb/import",
+            content=KB.encode(),
+            headers={**bearer(root), "Content-Type": "application/yaml"},
+        )
+        assert r.status_code == 200, r.text
+        yield client
+
+
+def test_an_unsure_bot_offers_likely_questions_as_buttons_and_answers_the_pick(
+    with_bot: TestClient, fake: FakeTelegram
+) -> None:
+    hook(with_bot, message_update("проблема с картой", chat_id=555060))
+    (question,) = fake.wait_for("/sendMessage")
+    body = question.json()
+    assert body["text"].startswith("Уточните")
+    rows = body["reply_markup"]["inline_keyboard"]
+    labels = [row[0]["text"] for row in rows]
+    assert labels == ["Как заблокировать карту", "Перевыпуск карты", "👤 Позвать оператора"]
+    hook(with_bot, callback_update(rows[1][0]["callback_data"], chat_id=555060))
+    calls = fake.wait_for("/sendMessage", 2)
+    assert calls[1].json()["text"] == "Перевыпуск бесплатный, закажите его в приложении."
+    dialog = eventually(lambda: conversations(with_bot, "root", "all"))[0]
+    assert dialog["status"] == "bot"  # answered: nobody needs to take it
+
+
+def test_the_person_button_hands_the_dialog_to_an_operator(
+    with_bot: TestClient, fake: FakeTelegram
+) -> None:
+    hook(with_bot, message_update("проблема с картой", chat_id=555061))
+    (question,) = fake.wait_for("/sendMessage")
+    person = question.json()["reply_markup"]["inline_keyboard"][-1][0]["callback_data"]
+    hook(with_bot, callback_update(person, chat_id=555061))
+    waiting = eventually(lambda: conversations(with_bot, "anna"), what="handed to a person")
+    assert waiting[0]["status"] == "waiting"
+    handed = fake.wait_for("/sendMessage", 2)[1].json()["text"]
+    assert "специалист" in handed
