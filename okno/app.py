@@ -23,6 +23,7 @@ from okno.bot.service import knowledge_for
 from okno.bus.factory import make_bus
 from okno.channels import api as channels_api
 from okno.channels import hooks
+from okno.channels.mobile import api as mobile_api
 from okno.channels.widget import api as widget_api
 from okno.conversations import api as conversations_api
 from okno.customers import api as customers_api
@@ -223,6 +224,7 @@ def create_app(settings: Settings) -> FastAPI:
         conversations_api.router,
         events_api.router,
         widget_api.router,
+        mobile_api.router,
         channels_api.router,
         hooks.router,
         replies_api.router,

@@ -68,6 +68,15 @@ def require_chromium() -> str:
     return CHROMIUM
 
 
+def require_dovecot() -> str:
+    """Debian's Dovecot IMAP server, which the e-mail channel's tests start on loopback."""
+    for path in (shutil.which("dovecot"), "/usr/sbin/dovecot"):
+        if path and os.path.exists(path):
+            return path
+    _missing("Dovecot is not installed (apt-get install dovecot-imapd)")
+    raise AssertionError("unreachable")
+
+
 def run_in_thread(fn: Callable[[], Any]) -> Any:
     """Run an async function to completion on a fresh loop in another thread (usable from
     inside a running event loop, e.g. an async test's fixture)."""

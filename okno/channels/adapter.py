@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -93,9 +94,16 @@ STATUS_ORDER = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
 
 @dataclass(frozen=True)
 class StatusUpdate:
-    external_id: str  # the platform's id of a message okno sent
+    external_id: str  # the platform's id of a message okno sent ("" with ``up_to``)
     status: str  # delivered | read | failed
     error: str | None = None
+    # A failure only because the customer has not written recently (WhatsApp's 24-hour
+    # window): the message waits for their next message instead of failing.
+    wait_for_customer: bool = False
+    # A watermark (Messenger): every message okno wrote to ``recipient`` (the customer's id
+    # in the channel) up to this moment has this status.
+    recipient: str | None = None
+    up_to: datetime | None = None
 
 
 @dataclass
@@ -105,6 +113,8 @@ class HookResult:
     # What to answer the platform instead of the default (VK wants "ok", its confirmation
     # handshake wants a code; Meta's verification GET wants the challenge echoed).
     reply_text: str | None = None
+    # The media type of ``reply_text`` (Viber's welcome message is a JSON body).
+    reply_media_type: str = "text/plain"
 
 
 @dataclass
@@ -127,6 +137,9 @@ class Outbound:
     reply_to: dict[str, str] | None = None
     # The text to send where the channel has no buttons: options numbered in the text.
     author_kind: str = "operator"
+    # When the customer last wrote in this channel (None: never): platforms with a reply
+    # window (WhatsApp's and Messenger's 24 hours) decide from it how they may send.
+    customer_wrote_at: datetime | None = None
 
     def text_with_numbered_options(self) -> str:
         if not self.buttons:
@@ -152,13 +165,24 @@ class SendFailed(Exception):
 
     ``retry`` False means retrying cannot help (the customer blocked the bot, the text is
     refused); ``after`` is the platform's own wait (429 Retry-After) in seconds.
+    ``wait_for_customer`` means the platform takes the message only after the customer
+    writes again (WhatsApp's 24-hour window): it waits ("waiting") until they do, and the
+    adapter's `Adapter.reengage` may invite them to write.
     """
 
-    def __init__(self, reason: str, *, retry: bool = True, after: float | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retry: bool = True,
+        after: float | None = None,
+        wait_for_customer: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry = retry
         self.after = after
+        self.wait_for_customer = wait_for_customer
 
 
 def failed_response(response: httpx.Response, what: str) -> SendFailed:
@@ -190,6 +214,10 @@ class Adapter(ABC):
 
     def check_config(self, config: dict[str, Any]) -> None:  # noqa: B027 - optional
         """Refuse settings that do not fit together (BadRequest naming the field)."""
+
+    def check_value(self, name: str, value: str) -> None:  # noqa: B027 - optional
+        """Refuse one setting's value before it is stored: secrets are still readable here
+        (check_config sees them encrypted). BadRequest naming the field."""
 
     def api_base(self, config: dict[str, Any]) -> str:
         return str(config.get("api_base") or self.default_api_base).rstrip("/")
@@ -240,6 +268,14 @@ class Adapter(ABC):
         """Fetch what arrived since ``cursor``, waiting up to ``wait`` seconds for it
         (``limit``: how long a call may take besides the wait)."""
         raise NotImplementedError
+
+    async def reengage(
+        self, client: httpx.AsyncClient, config: dict[str, Any], message: Outbound
+    ) -> str | None:
+        """Invite a customer whose reply window closed to write again (a pre-approved
+        WhatsApp template), once per wait; returns what was sent, for staff, or None when
+        the platform has no such message. Raises SendFailed like `send`."""
+        return None
 
     def handshake(self, config: dict[str, Any], request: HookRequest) -> str | None:
         """The answer to a platform's GET verification (Meta's hub.challenge); None: 404."""

@@ -71,7 +71,7 @@ async def webhook(kind: str, channel_id: int, request: Request, state: State) ->
             statuses=stored.statuses,
         )
     if result.reply_text is not None:
-        return PlainTextResponse(result.reply_text)
+        return Response(result.reply_text, media_type=result.reply_media_type)
     return JSONResponse({"ok": True})
 
 

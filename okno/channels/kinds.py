@@ -23,7 +23,8 @@ ADAPTERS = {
     "facebook": "okno.channels.facebook.adapter:FacebookAdapter",
     "apple": "okno.channels.apple.adapter:AppleAdapter",
     "email": "okno.channels.email.adapter:EmailAdapter",
-    "api": "okno.channels.api.adapter:ApiAdapter",
+    # not okno.channels.api: that name is the channel admin endpoints module
+    "api": "okno.channels.mobile.adapter:ApiAdapter",
 }
 # Settings every messenger channel has besides its own.
 COMMON_FIELDS = (
@@ -113,6 +114,7 @@ def prepare_config(
             raise BadRequest(
                 "api_base must start with http:// or https://", code="invalid_setting", field=name
             )
+        adapter.check_value(name, value)
         config[name] = secrets.encrypt(value, signing_key) if field.secret else value
     for field in fields_of(adapter):
         if field.name not in config and field.default is not None:

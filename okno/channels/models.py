@@ -58,7 +58,8 @@ class Delivery(Base):
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
     channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
-    # queued -> sending -> sent -> delivered -> read; or failed (given up, staff are told)
+    # queued -> sending -> sent -> delivered -> read; or failed (given up, staff are told);
+    # or waiting (until the customer writes again: a platform's reply window is closed)
     status: Mapped[str] = mapped_column(String(20), default="queued")
     external_id: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -9,6 +9,13 @@ platform calls temporary (429, 5xx, a timeout) are retried with backoff (honouri
 Retry-After); a refusal (the customer blocked the bot) or too many attempts marks the row
 failed, and the operator sees "not delivered".
 
+Some platforms take a message only within a while after the customer last wrote
+(WhatsApp's 24 hours). Their adapter raises ``SendFailed(wait_for_customer=True)`` (or
+reports such a failure later as a status): the row becomes "waiting", a `channels.send`
+job with ``reengage`` asks the adapter to invite the customer once (a template message),
+later messages of the dialog wait behind it in order, and the customer's next message
+(`release_waiting`) queues them all again.
+
 The one window where a message could go twice: the platform took it but okno crashed
 before recording that. After the lease runs out it is sent again, unless the adapter's
 platform drops repeats itself (`Adapter.dedups_resends`). The window is the time between
@@ -89,6 +96,9 @@ async def send_job(session: AsyncSession, payload: dict[str, Any], ctx: JobConte
 async def prepare_send(db: Database, payload: dict[str, Any], ctx: JobContext) -> None:
     """Send the dialog's unsent messages in order up to and including this job's one."""
     message_id = int(payload["message_id"])
+    if payload.get("reengage"):
+        await _reengage(db, message_id, ctx)
+        return
     for _ in range(100):
         claimed = await _claim_head(db, message_id, ctx)
         if claimed is None:
@@ -113,6 +123,11 @@ async def prepare_send(db: Database, payload: dict[str, Any], ctx: JobContext) -
                 failure = SendFailed(f"connection failed: {type(exc).__name__}")
             if failure.after:
                 limiter.pause(config["_channel_id"], failure.after)
+            if failure.wait_for_customer:
+                await _hold(db, delivery_id, failure.reason)
+                if head_message_id != message_id:
+                    continue
+                return
             given_up = not failure.retry or attempts >= MAX_SEND_ATTEMPTS
             await _record_failure(db, delivery_id, failure.reason, given_up=given_up)
             if given_up and head_message_id != message_id:
@@ -148,6 +163,20 @@ async def _claim_head(
             .with_for_update()
         )
         assert head is not None  # the target itself qualifies
+        if await _waiting_in(session, target.conversation_id):
+            # An earlier message waits for the customer to write (a reply window): the
+            # later ones wait behind it, so they still reach the customer in order.
+            behind = await session.scalars(
+                select(Delivery).where(
+                    Delivery.conversation_id == target.conversation_id,
+                    Delivery.status == "queued",
+                    Delivery.message_id <= message_id,
+                )
+            )
+            for row in behind.all():
+                row.last_error = "waits for the customer to write (the reply window is closed)"
+                await _set_status(session, row, "waiting")
+            return None
         now = utcnow()
         if head.status == "sending" and head.lease_until and head.lease_until > now:
             wait = (head.lease_until - now).total_seconds()
@@ -209,6 +238,17 @@ async def _outbound(
         .limit(1)
     )
     reply_to = (last_meta or {}).get("reply_to") if isinstance(last_meta, dict) else None
+    wrote_at = await session.scalar(
+        select(Message.created_at)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Conversation.customer_id == conversation.customer_id,
+            Conversation.channel_id == conversation.channel_id,
+            Message.author_kind == "customer",
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
     buttons = [
         {"label": str(b.get("label", "")), "payload": button_ref(message.id, i)}
         for i, b in enumerate(meta.get("buttons") or [])
@@ -223,6 +263,7 @@ async def _outbound(
         ask_location=bool(meta.get("ask_location")),
         reply_to=reply_to,
         author_kind=message.author_kind,
+        customer_wrote_at=wrote_at,
     )
 
 
@@ -269,6 +310,114 @@ async def _record_failure(db: Database, delivery_id: int, reason: str, *, given_
             delivery.status = "queued"
 
 
+async def _waiting_in(session: AsyncSession, conversation_id: int, but: int | None = None) -> bool:
+    """Whether a message of this dialog (other than delivery ``but``) waits for the
+    customer to write."""
+    query = select(Delivery.id).where(
+        Delivery.conversation_id == conversation_id, Delivery.status == "waiting"
+    )
+    if but is not None:
+        query = query.where(Delivery.id != but)
+    return await session.scalar(query.limit(1)) is not None
+
+
+async def _start_wait(session: AsyncSession, delivery: Delivery, reason: str) -> None:
+    """Make ``delivery`` wait for the customer's next message; the first waiting message
+    of a dialog gets a job that invites the customer (`Adapter.reengage`)."""
+    first = not await _waiting_in(session, delivery.conversation_id, but=delivery.id)
+    delivery.last_error = reason[:1000]
+    delivery.lease_until = None
+    delivery.updated_at = utcnow()
+    await _set_status(session, delivery, "waiting")
+    if first:
+        await jobs.enqueue(
+            session,
+            kind=SEND,
+            queue="outbound",
+            priority=jobs.URGENT,
+            payload={"message_id": delivery.message_id, "reengage": True},
+            dedup_key=f"{SEND}:{delivery.message_id}:reengage:{delivery.attempts}"
+            f":{delivery.external_id or ''}",
+            max_attempts=3 * MAX_SEND_ATTEMPTS,
+        )
+
+
+async def _hold(db: Database, delivery_id: int, reason: str) -> None:
+    async with db.transaction() as session:
+        delivery = await session.get(Delivery, delivery_id, with_for_update=True)
+        if delivery is not None:
+            await _start_wait(session, delivery, reason)
+
+
+async def _reengage(db: Database, message_id: int, ctx: JobContext) -> None:
+    """Invite the customer to write, for the first waiting message of a dialog; a message
+    they answered meanwhile (no longer waiting) needs nothing."""
+    async with db.read() as session:
+        delivery = await session.scalar(select(Delivery).where(Delivery.message_id == message_id))
+        if delivery is None or delivery.status != "waiting":
+            return
+        channel = await session.get(Channel, delivery.channel_id)
+        message = await session.get(Message, message_id)
+        conversation = await session.get(Conversation, delivery.conversation_id)
+        if channel is None or message is None or conversation is None:
+            return
+        try:
+            config = kinds.readable_config(channel, ctx.settings.signing_key())
+        except SecretUnreadable:
+            raise RetryLater("the channel's credentials cannot be decrypted") from None
+        outbound = await _outbound(session, ctx, conversation, message)
+        delivery_id, channel_id, kind = delivery.id, channel.id, channel.kind
+    adapter = kinds.adapter_for(kind)
+    try:
+        async with httpx.AsyncClient(timeout=ctx.settings.channel_send_timeout_seconds) as c:
+            invited = await adapter.reengage(c, config, outbound)
+    except (SendFailed, httpx.HTTPError) as exc:
+        failure = exc if isinstance(exc, SendFailed) else SendFailed(type(exc).__name__)
+        if failure.retry:
+            raise RetryLater(f"invitation: {failure.reason}", failure.after) from None
+        async with db.transaction() as session:
+            await note_error(session, channel_id, "send", f"invitation: {failure.reason}")
+        return
+    if invited:
+        async with db.transaction() as session:
+            row = await session.get(Delivery, delivery_id, with_for_update=True)
+            if row is not None and row.status == "waiting":
+                row.last_error = f"{row.last_error or ''}; {invited}"[:1000]
+
+
+async def release_waiting(
+    session: AsyncSession, *, channel_id: int, customer_id: int, after_message_id: int
+) -> int:
+    """The customer wrote (message ``after_message_id``): queue again every message that
+    waited for it in this channel, oldest first. Returns how many."""
+    rows = await session.scalars(
+        select(Delivery)
+        .join(Conversation, Conversation.id == Delivery.conversation_id)
+        .where(
+            Delivery.channel_id == channel_id,
+            Delivery.status == "waiting",
+            Conversation.customer_id == customer_id,
+        )
+        .order_by(Delivery.message_id)
+        .with_for_update()
+    )
+    released = list(rows.all())
+    for delivery in released:
+        delivery.last_error = None
+        delivery.updated_at = utcnow()
+        await _set_status(session, delivery, "queued")
+        await jobs.enqueue(
+            session,
+            kind=SEND,
+            queue="outbound",
+            priority=jobs.URGENT,
+            payload={"message_id": delivery.message_id},
+            dedup_key=f"{SEND}:{delivery.message_id}:after:{after_message_id}",
+            max_attempts=3 * MAX_SEND_ATTEMPTS,
+        )
+    return len(released)
+
+
 async def _set_status(session: AsyncSession, delivery: Delivery, status: str) -> None:
     """Move a delivery forward and tell the staff watching the dialog (✓, ✓✓, not sent)."""
     delivery.status = status
@@ -292,12 +441,19 @@ async def _set_status(session: AsyncSession, delivery: Delivery, status: str) ->
 async def apply_status(session: AsyncSession, channel_id: int, update: StatusUpdate) -> bool:
     """What the platform reported of a message okno sent (delivered, read, failed).
     Only forward moves count, so a late or replayed report changes nothing."""
+    if update.up_to is not None:
+        return await _apply_watermark(session, channel_id, update)
     delivery = await session.scalar(
         select(Delivery)
         .where(Delivery.channel_id == channel_id, Delivery.external_id == update.external_id)
         .with_for_update()
     )
     if delivery is None:
+        return False
+    if update.status == "failed" and update.wait_for_customer:
+        if delivery.status in ("sent", "delivered"):
+            await _start_wait(session, delivery, update.error or "the reply window is closed")
+            return True
         return False
     if update.status == "failed":
         if delivery.status in ("sent",):
@@ -312,6 +468,32 @@ async def apply_status(session: AsyncSession, channel_id: int, update: StatusUpd
     delivery.updated_at = utcnow()
     await _set_status(session, delivery, update.status)
     return True
+
+
+async def _apply_watermark(session: AsyncSession, channel_id: int, update: StatusUpdate) -> bool:
+    """A status for every message written to ``update.recipient`` up to ``update.up_to``
+    (Messenger reports delivered and read as a moment, not per message)."""
+    assert update.up_to is not None
+    rows = await session.scalars(
+        select(Delivery)
+        .join(Conversation, Conversation.id == Delivery.conversation_id)
+        .join(CustomerIdentity, CustomerIdentity.customer_id == Conversation.customer_id)
+        .where(
+            Delivery.channel_id == channel_id,
+            CustomerIdentity.channel_id == channel_id,
+            CustomerIdentity.external_id == (update.recipient or ""),
+            Delivery.status.in_(("sent", "delivered")),
+            Delivery.created_at <= update.up_to,
+        )
+        .order_by(Delivery.message_id)
+    )
+    changed = False
+    for delivery in rows.all():
+        if STATUS_ORDER.get(update.status, -1) > STATUS_ORDER.get(delivery.status, 99):
+            delivery.updated_at = utcnow()
+            await _set_status(session, delivery, update.status)
+            changed = True
+    return changed
 
 
 async def note_error(session: AsyncSession, channel_id: int, kind: str, message: str) -> None:

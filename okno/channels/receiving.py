@@ -62,9 +62,18 @@ async def store(
         ) -> bool:
             await _resolve_button(session, channel.id, inbound)
             message, created = await receive(session, inbound)
-            if created and phone:
-                conversation = await session.get(Conversation, message.conversation_id)
-                assert conversation is not None
+            if not created:
+                return False
+            conversation = await session.get(Conversation, message.conversation_id)
+            assert conversation is not None
+            # The customer wrote: what waited for that (a closed reply window) goes now.
+            await outbound.release_waiting(
+                session,
+                channel_id=channel.id,
+                customer_id=conversation.customer_id,
+                after_message_id=message.id,
+            )
+            if phone:
                 await customers.link_verified_phone(
                     session,
                     customer_id=conversation.customer_id,

@@ -38,7 +38,8 @@ class MessageOut(BaseModel):
     delivery: str | None = Field(
         default=None,
         description="For a message to a messenger customer: queued, sending, sent, "
-        "delivered, read or failed (null elsewhere).",
+        "delivered, read or failed; waiting: held until the customer writes again (a "
+        "platform's reply window, WhatsApp's 24 hours) (null elsewhere).",
     )
 
 

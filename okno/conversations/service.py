@@ -208,12 +208,15 @@ async def get_attachment(session: AsyncSession, attachment_id: int) -> Attachmen
 
 
 async def customer_conversation_ids(
-    session: AsyncSession, *, customer_id: int, channel_id: int
+    session: AsyncSession, *, customer_id: int, channel_id: int, verified_as: str | None = None
 ) -> list[int]:
+    """The customer's dialogs in this channel, and with ``verified_as`` also those in other
+    channels verified as the same bank customer (the widget and the app share a history)."""
+    where = Conversation.channel_id == channel_id
+    if verified_as:
+        where = or_(where, Conversation.verified_as == verified_as)
     rows = await session.scalars(
-        select(Conversation.id).where(
-            Conversation.customer_id == customer_id, Conversation.channel_id == channel_id
-        )
+        select(Conversation.id).where(Conversation.customer_id == customer_id, where)
     )
     return list(rows.all())
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query
@@ -11,21 +11,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.channels import service as channels
 from okno.conversations import service as conversations
-from okno.conversations.messaging import ATTACHMENT_URL
+from okno.conversations.messaging import ATTACHMENT_URL, record_conversation_event
 from okno.conversations.views import messages_out
 from okno.customers import service
-from okno.customers.models import Customer
+from okno.customers.models import Customer, CustomerIdentity
 from okno.customers.schemas import (
+    CustomerBrief,
     CustomerCard,
     CustomerPatch,
+    CustomerSearchOut,
     DialogOut,
     IdentityOut,
+    MergeIn,
     NoteIn,
     NoteOut,
     TimelineMessage,
     TimelineOut,
 )
-from okno.errors import Forbidden, NotFound
+from okno.customers.service import MergeRefused
+from okno.errors import BadRequest, Conflict, Forbidden, NotFound
 from okno.http import CurrentUser, State, write
 from okno.inputs import IdPath, OptionalSeqQuery
 from okno.operators.models import User
@@ -36,23 +40,38 @@ SECRET_ID_KINDS = ("widget",)  # a widget visitor id resumes the session: never 
 
 
 async def _access(session: AsyncSession, customer_id: IdPath, user: User) -> Customer:
-    """The customer if the user may serve one of their dialogs (team rule)."""
-    customer = await service.get_customer(session, customer_id)
+    """The customer if the user may serve one of their dialogs (team rule); a customer
+    merged into another is that other one."""
+    customer = await service.current_customer(session, customer_id)
     if customer is None:
         raise NotFound(f"customer {customer_id} does not exist", code="not_found")
-    dialogs = await conversations.customer_dialogs(session, customer_id=customer_id)
-    if not any(conversations.staff_may_access(d, user) for d in dialogs) and not (
-        user.role == "admin" or (user.role == "supervisor" and user.team_id is None)
-    ):
+    if not await _may_see(session, customer, user):
         log.warning("access.denied", user_id=user.id, customer_id=customer_id)
         raise Forbidden("this customer is served by another team", code="forbidden_team")
     return customer
+
+
+async def _may_see(session: AsyncSession, customer: Customer, user: User) -> bool:
+    if user.role == "admin" or (user.role == "supervisor" and user.team_id is None):
+        return True
+    dialogs = await conversations.customer_dialogs(session, customer_id=customer.id)
+    return any(conversations.staff_may_access(d, user) for d in dialogs)
 
 
 def _mask(kind: str, external_id: str) -> str:
     if kind in SECRET_ID_KINDS:
         return "•••" + external_id[-4:] if len(external_id) > 8 else "•••"
     return external_id
+
+
+def _identity_out(identity: CustomerIdentity, channel_rows: dict[int, Any]) -> IdentityOut:
+    channel = channel_rows[identity.channel_id]
+    return IdentityOut(
+        channel_id=identity.channel_id,
+        channel_kind=channel.kind,
+        channel_name=channel.name,
+        external_id=_mask(channel.kind, identity.external_id),
+    )
 
 
 async def _card(session: AsyncSession, customer: Customer, user: User) -> CustomerCard:
@@ -76,15 +95,7 @@ async def _card(session: AsyncSession, customer: Customer, user: User) -> Custom
         name=customer.display_name,
         tags=list(customer.tags or []),
         attributes=dict(customer.attributes or {}),
-        identities=[
-            IdentityOut(
-                channel_id=i.channel_id,
-                channel_kind=channel_rows[i.channel_id].kind,
-                channel_name=channel_rows[i.channel_id].name,
-                external_id=_mask(channel_rows[i.channel_id].kind, i.external_id),
-            )
-            for i in identities
-        ],
+        identities=[_identity_out(i, channel_rows) for i in identities],
         notes=[
             NoteOut(
                 id=n.id,
@@ -113,6 +124,43 @@ async def _card(session: AsyncSession, customer: Customer, user: User) -> Custom
         ],
         created_at=customer.created_at,
     )
+
+
+@router.get("", response_model=CustomerSearchOut)
+async def search(
+    user: CurrentUser,
+    state: State,
+    q: Annotated[str, Query(min_length=2, max_length=200)],
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> CustomerSearchOut:
+    """Customers you may see whose name contains ``q``, or with exactly this id in a
+    channel (a Telegram chat id, an e-mail address), or ``#<customer id>``: to find the
+    other half of a person who wrote in two channels."""
+    found: list[CustomerBrief] = []
+    async with state.db.read() as session:
+        rows = await service.search_customers(session, query=q, limit=limit * 3)
+        channel_rows = {c.id: c for c in await channels.list_channels(session)}
+        for customer in rows:
+            if len(found) >= limit:
+                break
+            dialogs = [
+                d
+                for d in await conversations.customer_dialogs(session, customer_id=customer.id)
+                if conversations.staff_may_access(d, user)
+            ]
+            if not dialogs and not await _may_see(session, customer, user):
+                continue
+            identities = await service.identities_of(session, customer.id)
+            found.append(
+                CustomerBrief(
+                    id=customer.id,
+                    name=customer.display_name,
+                    identities=[_identity_out(i, channel_rows) for i in identities],
+                    dialogs=len(dialogs),
+                    created_at=customer.created_at,
+                )
+            )
+    return CustomerSearchOut(customers=found)
 
 
 @router.get("/{customer_id}", response_model=CustomerCard)
@@ -195,3 +243,46 @@ async def add_note(customer_id: IdPath, body: NoteIn, user: CurrentUser, state: 
         )
 
     return await write(state, run)
+
+
+@router.post("/{customer_id}/merge", response_model=CustomerCard)
+async def merge(
+    customer_id: IdPath, body: MergeIn, user: CurrentUser, state: State
+) -> CustomerCard:
+    """Link two customers who are one person (they wrote in Telegram and in the web chat):
+    ``other_id``'s channels, dialogs and notes join this customer, whose card then shows one
+    history. You must be allowed to see both. 409 ``merge_open_dialogs`` while both have an
+    unfinished dialog in the same channel (close one first)."""
+
+    async def run(session: AsyncSession) -> tuple[CustomerCard, int, int]:
+        keep = await _access(session, customer_id, user)
+        other = await _access(session, body.other_id, user)
+        if keep.id == other.id:
+            if customer_id == body.other_id:
+                raise BadRequest(
+                    "a customer cannot be merged with themselves", code="same_customer"
+                )
+            return await _card(session, keep, user), keep.id, keep.id  # merged already
+        try:
+            await service.merge_customers(session, into=keep, source=other)
+        except MergeRefused as refused:
+            channel = await channels.get_channel(session, refused.channel_id)
+            where = f"«{channel.name}»" if channel else f"#{refused.channel_id}"
+            raise Conflict(
+                f"both customers have an open dialog in the channel {where}; close one of "
+                "them first",
+                code="merge_open_dialogs",
+                channel_id=refused.channel_id,
+            ) from None
+        # Screens showing the moved dialogs learn their new customer at once.
+        for dialog in await conversations.customer_dialogs(session, customer_id=keep.id):
+            if dialog.status != "closed":
+                await record_conversation_event(
+                    session, dialog, "conversation.updated", customer_visible=False
+                )
+        return await _card(session, keep, user), keep.id, other.id
+
+    card, kept, merged = await write(state, run)
+    if kept != merged:
+        log.info("customer.merged", actor_id=user.id, customer_id=kept, merged_id=merged)
+    return card

@@ -69,3 +69,26 @@ class CustomerPatch(Input):
 
 class NoteIn(Input):
     text: str = Field(min_length=1, max_length=4000)
+
+
+class CustomerBrief(BaseModel):
+    """A customer found by a search: enough to tell two namesakes apart."""
+
+    id: int
+    name: str
+    identities: list[IdentityOut]
+    dialogs: int = Field(description="How many dialogs of theirs you may see.")
+    created_at: datetime
+
+
+class CustomerSearchOut(BaseModel):
+    customers: list[CustomerBrief]
+
+
+class MergeIn(Input):
+    other_id: int = Field(
+        ge=1,
+        le=2**31 - 1,
+        description="The customer to join into this one: their channels, dialogs and notes "
+        "move here.",
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.customers.models import Customer, CustomerIdentity, CustomerNote
@@ -56,6 +56,41 @@ async def get_or_create_identity(
     session.add(identity)
     await session.flush()
     return identity
+
+
+async def get_or_link_identity(
+    session: AsyncSession,
+    *,
+    channel_id: int,
+    external_id: str,
+    linked_channel_ids: list[int],
+    display_name: str = "",
+) -> CustomerIdentity:
+    """The identity for this channel id; on first contact in this channel it joins the
+    customer who already has the same external id in one of ``linked_channel_ids`` (the
+    bank vouched for both: ``bank:<id>`` in its widget and in its app), else a new customer.
+    So one person keeps one history across the bank's own channels."""
+    identity = await get_identity(session, channel_id=channel_id, external_id=external_id)
+    if identity is None and linked_channel_ids:
+        known = await session.scalar(
+            select(CustomerIdentity.customer_id)
+            .where(
+                CustomerIdentity.external_id == external_id,
+                CustomerIdentity.channel_id.in_(linked_channel_ids),
+            )
+            .order_by(CustomerIdentity.id)
+            .limit(1)
+        )
+        if known is not None:
+            identity = CustomerIdentity(
+                customer_id=known, channel_id=channel_id, external_id=external_id
+            )
+            session.add(identity)
+            await session.flush()
+            return identity
+    return await get_or_create_identity(
+        session, channel_id=channel_id, external_id=external_id, display_name=display_name
+    )
 
 
 async def get_customer(session: AsyncSession, customer_id: int) -> Customer | None:
@@ -225,3 +260,58 @@ async def merge_customers(session: AsyncSession, *, into: Customer, source: Cust
     source.merged_into_id = into.id
     source.verified_phone_hash = None
     await session.flush()
+
+
+async def current_customer(session: AsyncSession, customer_id: int) -> Customer | None:
+    """The customer as they are now: following merges, a customer merged into another is
+    that other one (links and tabs opened before a merge keep working)."""
+    customer = await session.get(Customer, customer_id)
+    seen: set[int] = set()
+    while customer is not None and customer.merged_into_id is not None:
+        if customer.id in seen:  # a cycle cannot be made by merge_customers; never loop
+            break
+        seen.add(customer.id)
+        customer = await session.get(Customer, customer.merged_into_id)
+    return customer
+
+
+SEARCH_HIDDEN_KINDS = ("widget",)  # a widget visitor id resumes a session: not a search key
+
+
+async def search_customers(session: AsyncSession, *, query: str, limit: int) -> list[Customer]:
+    """Customers (not merged away) whose name contains ``query``, or who have exactly this
+    id in some channel (a Telegram chat id, an e-mail address), or ``#id``. Newest first;
+    the caller filters by what the viewer may see."""
+    from okno.channels.models import Channel
+
+    text = " ".join(query.split())
+    if not text:
+        return []
+    # SQLite's case folding is ASCII-only: try the spellings people type Cyrillic names in.
+    variants = {text, text.lower(), text.capitalize(), text.title(), text.upper()}
+    by_name = or_(
+        *(Customer.display_name.ilike(f"%{_escape_like(v)}%", escape="\\") for v in variants)
+    )
+    by_identity = Customer.id.in_(
+        select(CustomerIdentity.customer_id)
+        .join(Channel, Channel.id == CustomerIdentity.channel_id)
+        .where(
+            CustomerIdentity.external_id.in_([text, text.lower()]),
+            Channel.kind.not_in(SEARCH_HIDDEN_KINDS),
+        )
+    )
+    conditions = [by_name, by_identity]
+    number = text.removeprefix("#")
+    if number.isdigit() and len(number) < 10:
+        conditions.append(Customer.id == int(number))
+    rows = await session.scalars(
+        select(Customer)
+        .where(or_(*conditions), Customer.merged_into_id.is_(None))
+        .order_by(Customer.id.desc())
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -21,6 +21,7 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "nav.admin": ("Администрирование", "Administration"),
     "nav.templates": ("Шаблоны", "Templates"),
     "nav.bot": ("Бот", "Bot"),
+    "nav.channels": ("Каналы", "Channels"),
     "nav.logout": ("Выйти", "Sign out"),
     "lang.switch": ("English", "Русский"),
     "conn.online": ("в сети", "connected"),
@@ -727,6 +728,137 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "Images (PNG, JPEG, GIF, WebP) and PDF only",
     ),
     "error.payload_too_large": ("Файл слишком большой", "The file is too large"),
+    # messenger channels: the Каналы page
+    "channels.title": ("Каналы", "Channels"),
+    "channels.none": ("Каналов пока нет", "No channels yet"),
+    "channels.add": ("Добавить канал", "Add a channel"),
+    "channels.kind": ("Тип", "Kind"),
+    "channels.name": ("Название", "Name"),
+    "channels.name_hint": ("Так канал увидят сотрудники", "What staff see this channel as"),
+    "channels.state": ("Состояние", "State"),
+    "channels.on": ("включён", "on"),
+    "channels.off": ("выключен", "off"),
+    "channels.open": ("Настроить", "Settings"),
+    "channels.settings": ("Настройки", "Settings"),
+    "channels.active": ("Канал включён", "The channel is on"),
+    "channels.bot": ("Сначала отвечает бот", "The bot answers first"),
+    "channels.required": ("обязательно", "required"),
+    "channels.secret_set": ("задан", "set"),
+    "channels.secret_unset": ("не задан", "not set"),
+    "channels.secret_replace": (
+        "Введите новое значение, чтобы заменить",
+        "Type a new value to replace it",
+    ),
+    "channels.secret_remove": ("удалить", "remove"),
+    "channels.secret_note": (
+        "Хранится в зашифрованном виде и больше не показывается",
+        "Stored encrypted and never shown again",
+    ),
+    "channels.created": ("Канал добавлен", "Channel added"),
+    "channels.check": ("Проверить", "Check"),
+    "channels.checking": ("Проверяем…", "Checking…"),
+    "channels.check_ok": ("Работает: {detail}", "Works: {detail}"),
+    "channels.check_failed": ("Не работает: {detail}", "Does not work: {detail}"),
+    "channels.webhook": ("Адрес для платформы", "Webhook address"),
+    "channels.webhook_hint": (
+        "Этот адрес платформа вызывает, когда клиент пишет",
+        "The platform calls this address when a customer writes",
+    ),
+    "channels.webhook_no_public": (
+        "Внешний адрес okno не задан (OKNO_PUBLIC_URL): укажите платформе "
+        "https://<адрес okno>{path}",
+        "okno's public address is not set (OKNO_PUBLIC_URL): give the platform "
+        "https://<okno's address>{path}",
+    ),
+    "channels.webhook_polling": (
+        "Канал в режиме опроса: okno сам забирает сообщения, адрес не нужен",
+        "Polling mode: okno fetches messages itself, no address is needed",
+    ),
+    "channels.webhook_set": ("Зарегистрировать адрес", "Register the address"),
+    "channels.webhook_done": (
+        "Платформа будет присылать сообщения на {url}",
+        "The platform now posts to {url}",
+    ),
+    "channels.errors": ("Последние ошибки", "Recent errors"),
+    "channels.errors_none": ("Ошибок нет", "No errors"),
+    "channels.refresh": ("Обновить", "Refresh"),
+    "channels.error_kind.webhook": ("входящий вызов", "incoming call"),
+    "channels.error_kind.send": ("отправка", "sending"),
+    "channels.error_kind.check": ("проверка", "check"),
+    "channels.error_kind.poll": ("опрос", "polling"),
+    "channels.widget_hint": (
+        "Виджет настраивается в разделе «Администрирование → Виджеты»",
+        "Widgets are set up under Administration → Widgets",
+    ),
+    "channels.pick_kind": ("Тип канала", "Channel kind"),
+    "channels.no_kinds": (
+        "В этой сборке нет адаптеров мессенджеров",
+        "This build has no messenger adapters",
+    ),
+    "setting.bot_token": ("Токен бота", "Bot token"),
+    "setting.webhook_secret": ("Секрет вебхука", "Webhook secret"),
+    "setting.mode": ("Режим", "Mode"),
+    "setting.api_base": ("Адрес API платформы", "Platform API address"),
+    "setting.topic": ("Тема маршрутизации", "Routing topic"),
+    "setting_help.bot_token": ("Токен, который выдал @BotFather", "The token @BotFather gave"),
+    "setting_help.webhook_secret": (
+        "Случайная строка (1–256 символов A-Z a-z 0-9 _ -); Telegram присылает её в каждом вызове",
+        "A random string (1-256 of A-Z a-z 0-9 _ -); Telegram sends it in every call",
+    ),
+    "setting_help.mode": (
+        "webhook — платформа вызывает okno; polling — okno сам опрашивает платформу "
+        "(без внешнего адреса)",
+        "webhook: the platform calls okno; polling: okno asks the platform (no public address)",
+    ),
+    "setting_help.api_base": (
+        "Оставьте пустым; меняют для прокси или тестового стенда",
+        "Leave empty; changed for a proxy or a test bench",
+    ),
+    "setting_help.topic": (
+        "Диалоги из этого канала попадут в очередь с этой темой",
+        "Dialogs from this channel go to the queue with this topic",
+    ),
+    "error.missing_setting": ("Это поле нужно заполнить", "This field is required"),
+    "error.unknown_kind": ("Такой тип канала не поддерживается", "This kind is not supported"),
+    "error.no_public_url": (
+        "Не задан внешний адрес okno (OKNO_PUBLIC_URL)",
+        "okno's public address is not set (OKNO_PUBLIC_URL)",
+    ),
+    "error.channel_polls": (
+        "Канал в режиме опроса: адрес регистрировать не нужно",
+        "The channel polls: no address to register",
+    ),
+    "error.channel_broken": (
+        "Сохранённые ключи не расшифровываются (сменился OKNO_SECRET_KEY?) — введите их заново",
+        "The stored credentials cannot be decrypted (OKNO_SECRET_KEY changed?): enter them again",
+    ),
+    # delivery to messengers, in the dialog
+    "msg.status.queued": ("в очереди на отправку", "queued"),
+    "msg.status.sending": ("отправляется", "sending"),
+    "msg.status.delivered": ("доставлено", "delivered"),
+    "msg.status.waiting": (
+        "ждёт, пока клиент напишет (окно ответа платформы закрыто)",
+        "waits for the customer to write (the platform's reply window is closed)",
+    ),
+    "msg.status.undelivered": ("не доставлено", "not delivered"),
+    # linking customers, in the customer card
+    "card.link": ("Связать с другим клиентом", "Link with another customer"),
+    "card.link_title": ("Это тот же человек?", "The same person?"),
+    "card.link_hint": (
+        "Каналы, обращения и заметки выбранного клиента перейдут в эту карточку",
+        "The chosen customer's channels, dialogs and notes move to this card",
+    ),
+    "card.link_search": ("Имя, id в канале или #номер", "Name, channel id or #number"),
+    "card.link_none": ("Никого не нашли", "Nobody found"),
+    "card.link_do": ("Связать", "Link"),
+    "card.link_find": ("Найти", "Find"),
+    "card.link_done": ("Клиенты связаны: история объединена", "Linked: one history now"),
+    "card.link_dialogs": ("обращений: {count}", "dialogs: {count}"),
+    "error.merge_open_dialogs": (
+        "У обоих клиентов есть открытый диалог в одном канале — сначала закройте один из них",
+        "Both customers have an open dialog in the same channel: close one of them first",
+    ),
+    "error.same_customer": ("Это тот же клиент", "This is the same customer"),
 }
 
 

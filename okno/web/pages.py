@@ -44,6 +44,7 @@ PAGE_ROLES = {
     "admin": ("admin",),
     "templates": ("operator", "supervisor", "admin"),
     "bot": ("supervisor", "admin"),  # supervisors read, admins change (the API decides)
+    "channels": ("admin",),
 }
 
 
@@ -189,6 +190,13 @@ async def bot_page(request: Request) -> Response:
     """The bot's content: articles with history, unanswered questions, template
     candidates, the threshold trade-off and the bot's figures."""
     return await _staff_page(request, "bot")
+
+
+@router.get("/channels", response_class=HTMLResponse)
+async def channels_page(request: Request) -> Response:
+    """Messenger channels: add one, change its settings, check it with the platform, see
+    the address to give the platform and the channel's recent errors."""
+    return await _staff_page(request, "channels")
 
 
 @router.get("/demo", response_class=HTMLResponse)

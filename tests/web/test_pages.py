@@ -27,7 +27,7 @@ from okno.web import i18n
 from tests.builders import PASSWORD, Staff, bearer, customer_says, staff_token, widget_session
 
 WEB = Path(i18n.__file__).parent
-STAFF_PAGES = ("/", "/supervisor", "/admin", "/templates")
+STAFF_PAGES = ("/", "/supervisor", "/admin", "/templates", "/channels")
 BOOT_RE = re.compile(
     r'<script type="application/json" id="okno-boot">(?P<json>.*?)</script>', re.DOTALL
 )
@@ -128,7 +128,7 @@ def test_workspace_after_sign_in_carries_csp_no_store_and_boot_json(
 # ------------------------------------------------------------------ roles
 
 
-@pytest.mark.parametrize("path", ["/supervisor", "/admin"])
+@pytest.mark.parametrize("path", ["/supervisor", "/admin", "/channels"])
 def test_operator_is_refused_supervisor_and_admin_pages_and_it_is_logged(
     client: TestClient, staff: Staff, path: str
 ) -> None:
@@ -163,6 +163,8 @@ def test_supervisor_gets_the_board_but_not_administration(client: TestClient) ->
     assert 'href="/supervisor"' in board.text and 'href="/admin"' not in board.text
     admin = get(client, "/admin")
     assert admin.status_code == 403 and 'data-okno="forbidden"' in admin.text
+    assert get(client, "/channels").status_code == 403
+    assert 'href="/channels"' not in board.text
 
 
 def test_admin_gets_every_page(client: TestClient) -> None:
@@ -357,7 +359,19 @@ BUILT_KEYS: dict[str, tuple[str, ...]] = {
     "channel.": CHANNEL_KINDS,
     "conn.": ("online", "connecting", "offline"),
     "msg.": ("customer", "operator", "bot", "system"),
-    "msg.status.": ("pending", "sent", "read", "failed"),
+    "msg.status.": (
+        "pending",
+        "sent",
+        "read",
+        "failed",
+        # a messenger's delivery report (MessageOut.delivery; "failed" shown as undelivered)
+        "queued",
+        "sending",
+        "delivered",
+        "waiting",
+        "undelivered",
+    ),
+    "channels.error_kind.": ("webhook", "send", "check", "poll"),
     "flows.kind.": STEP_KINDS,
     "flows.places.": PLACE_KINDS,
     "flows.source.": ("edit", "import", "off"),

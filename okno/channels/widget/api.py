@@ -39,8 +39,16 @@ from okno.routing.schemas import QueuePosition
 router = APIRouter(prefix="/api/v1/widget", tags=["widget"])
 
 
-def _session(request: Request, state: State) -> service.WidgetSession:
-    return service.verify_session(state.signing_key, bearer_token(request))
+async def _session(request: Request, state: State) -> service.WidgetSession:
+    ws = service.verify_session(state.signing_key, bearer_token(request))
+    return await _current(state, ws)
+
+
+async def _current(state: AppState, ws: service.WidgetSession) -> service.WidgetSession:
+    """The session with the customer as they are now: the token names the customer when
+    the session began, and an operator may since have merged them into another."""
+    async with state.db.read() as session:
+        return await service.follow_merges(session, ws)
 
 
 @router.get("/config", response_model=WidgetConfig)
@@ -86,7 +94,7 @@ async def create_session(body: SessionRequest, request: Request, state: State) -
 )
 async def send_message(body: WidgetMessage, request: Request, state: State) -> JSONResponse:
     """Send the customer's message; a retry with the same client_msg_id stores nothing new."""
-    ws = _session(request, state)
+    ws = await _session(request, state)
     text = clean_text(body.text, max_chars=state.settings.max_text_chars)
     return await _receive(
         state,
@@ -112,7 +120,7 @@ async def send_attachment(
     text: Annotated[str, Form()] = "",
 ) -> JSONResponse:
     """Send an image or a PDF (checked by content, size-limited), with optional text."""
-    ws = _session(request, state)
+    ws = await _session(request, state)
     caption = clean_text(text, max_chars=state.settings.max_text_chars, allow_empty=True)
     data = await file.read(state.settings.max_attachment_bytes + 1)
     stored = store(
@@ -152,8 +160,9 @@ async def _receive(
         )
 
     response, created = await post_and_shape(state, action)
-    if created:
-        state.metrics.messages_in.labels("widget").inc()
+    if created:  # the bank's app ("api") shares these handlers
+        cached = state.channels.peek(ws.channel_id)
+        state.metrics.messages_in.labels(cached.kind if cached else "widget").inc()
     return response
 
 
@@ -164,12 +173,13 @@ async def history(
     after_seq: SeqQuery = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> MessagesOut:
-    """The visitor's messages in this widget across all their dialogs, oldest first."""
-    ws = _session(request, state)
+    """The visitor's messages in this widget across all their dialogs, oldest first (for a
+    customer the bank verified, also their dialogs in the bank's app and other widgets)."""
+    ws = await _session(request, state)
     async with state.db.read() as session:
         covered = await last_seq(session)  # first: all up to it is committed
         ids = await conversations.customer_conversation_ids(
-            session, customer_id=ws.customer_id, channel_id=ws.channel_id
+            session, customer_id=ws.customer_id, channel_id=ws.channel_id, verified_as=ws.bank_id
         )
         rows = await conversations.list_messages(
             session,
@@ -186,7 +196,7 @@ async def history(
 @router.post("/rating", response_model=Rated)
 async def rate(body: RatingRequest, request: Request, state: State) -> Rated:
     """Rate a closed dialog 1-5 (once)."""
-    ws = _session(request, state)
+    ws = await _session(request, state)
 
     async def run(session: AsyncSession) -> Conversation:
         return await inbound.rate(
@@ -206,7 +216,7 @@ async def rate(body: RatingRequest, request: Request, state: State) -> Rated:
 async def queue_position(request: Request, state: State) -> QueuePosition:
     """The visitor's place in line while their dialog waits for an operator, an expected
     wait, and when a closed queue opens (all null when nobody is waiting)."""
-    ws = _session(request, state)
+    ws = await _session(request, state)
     async with state.db.read() as session:
         conversation = await conversations.open_conversation_of(
             session, customer_id=ws.customer_id, channel_id=ws.channel_id
@@ -225,7 +235,7 @@ async def queue_position(request: Request, state: State) -> QueuePosition:
 async def ask_for_a_person(request: Request, state: State) -> Response:
     """The visitor pressed "talk to a person": the dialog leaves the bot for routing at
     once (nothing happens when a person has it already)."""
-    ws = _session(request, state)
+    ws = await _session(request, state)
 
     async def run(session: AsyncSession) -> None:
         conversation = await conversations.open_conversation_of(
@@ -258,7 +268,7 @@ async def ask_for_a_person(request: Request, state: State) -> Response:
 @router.post("/read", status_code=204)
 async def mark_read(body: ReadRequest, request: Request, state: State) -> Response:
     """The customer has seen their messages up to ``up_to_seq`` (staff see "read")."""
-    ws = _session(request, state)
+    ws = await _session(request, state)
 
     async def run(session: AsyncSession) -> None:
         await inbound.mark_read_by_customer(
@@ -282,7 +292,7 @@ async def widget_socket(
     state = ws_state(websocket)
     await websocket.accept()
     try:
-        ws = service.verify_session(state.signing_key, token)
+        ws = await _current(state, service.verify_session(state.signing_key, token))
     except OknoError as exc:
         await stream.send_error(websocket, exc.code, exc.message, 4401)
         return

@@ -7,16 +7,18 @@ it again (after the session token expired) returns the same customer and their h
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 import jwt
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.channels import service as channels
 from okno.channels.models import Channel
 from okno.conversations import service as conversations
-from okno.customers.service import get_or_create_identity
+from okno.customers.models import CustomerIdentity
+from okno.customers.service import current_customer, get_or_create_identity, get_or_link_identity
 from okno.errors import BadRequest, Forbidden, Unauthorized
 from okno.security import tokens
 
@@ -36,16 +38,22 @@ class WidgetSession:
 
 
 MAX_CUSTOMER_TOKEN_HOURS = 24
+# Channels where the bank itself vouches for who the customer is (a token it signed): a
+# customer verified in one of them is the same person in the others.
+BANK_VERIFIED_KINDS = ("widget", "api")
 
 
-def verify_customer_token(channel: Channel, token: str) -> str:
-    """The bank's customer id from a token the bank signed for this widget."""
-    secret = str((channel.config or {}).get("identity_secret") or "")
-    if not secret:
-        raise BadRequest(
-            "this widget does not accept customer tokens (no identity secret is set)",
-            code="customer_token_not_accepted",
-        )
+@dataclass(frozen=True)
+class BankCustomer:
+    """Who the bank's signed token says the customer is, and until when it says so."""
+
+    bank_id: str
+    expires_at: datetime
+
+
+def verify_bank_token(secret: str, token: str) -> BankCustomer:
+    """Check a customer token the bank signed (HS256 with ``secret``, ``sub`` = the bank's
+    customer id, ``exp`` at most 24 hours after ``iat``); Unauthorized saying why not."""
     try:
         claims = jwt.decode(
             token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]}
@@ -60,14 +68,52 @@ def verify_customer_token(channel: Channel, token: str) -> str:
         ) from None
     bank_id = str(claims["sub"]).strip()
     issued = claims.get("iat")
-    if not bank_id or len(bank_id) > 100:
+    if not bank_id or len(bank_id) > 100 or not isinstance(claims["exp"], int | float):
         raise Unauthorized("the customer token is not valid", code="customer_token_invalid")
     if isinstance(issued, int | float) and claims["exp"] - issued > MAX_CUSTOMER_TOKEN_HOURS * 3600:
         raise Unauthorized(
             f"the customer token may live at most {MAX_CUSTOMER_TOKEN_HOURS} hours",
             code="customer_token_invalid",
         )
-    return bank_id
+    return BankCustomer(bank_id, datetime.fromtimestamp(claims["exp"], tz=UTC))
+
+
+def verify_customer_token(channel: Channel, token: str) -> str:
+    """The bank's customer id from a token the bank signed for this widget."""
+    secret = str((channel.config or {}).get("identity_secret") or "")
+    if not secret:
+        raise BadRequest(
+            "this widget does not accept customer tokens (no identity secret is set)",
+            code="customer_token_not_accepted",
+        )
+    return verify_bank_token(secret, token).bank_id
+
+
+async def bank_identity(
+    session: AsyncSession, *, channel_id: int, bank_id: str, display_name: str = ""
+) -> CustomerIdentity:
+    """The identity of the bank's customer ``bank_id`` in this channel, joined on first
+    contact to the customer the bank already vouched for in its other widgets or its app."""
+    linked = await session.scalars(
+        select(Channel.id).where(Channel.kind.in_(BANK_VERIFIED_KINDS), Channel.id != channel_id)
+    )
+    return await get_or_link_identity(
+        session,
+        channel_id=channel_id,
+        external_id=f"bank:{bank_id}",
+        linked_channel_ids=list(linked.all()),
+        display_name=display_name,
+    )
+
+
+def issue_session_token(signing_key: str, ws: WidgetSession, ttl: timedelta) -> str:
+    """The bearer token the widget (or the bank's app) presents for this session."""
+    claims: dict[str, object] = {"ch": ws.channel_id, "vid": ws.visitor_id}
+    if ws.bank_id:
+        claims["bank"] = ws.bank_id
+    return tokens.issue(
+        signing_key, typ=tokens.WIDGET, subject=str(ws.customer_id), ttl=ttl, **claims
+    )
 
 
 def new_visitor_id() -> str:
@@ -102,25 +148,22 @@ async def start_session(
         raise Forbidden("this site may not use the widget", code="origin_not_allowed")
     visitor = check_visitor_id(visitor_id) if visitor_id else new_visitor_id()
     bank_id = verify_customer_token(channel, customer_token) if customer_token else None
-    identity = await get_or_create_identity(
-        session,
-        channel_id=channel.id,
-        external_id=f"bank:{bank_id}" if bank_id else visitor,
-        display_name=visitor_name,
-    )
+    if bank_id:
+        identity = await bank_identity(
+            session, channel_id=channel.id, bank_id=bank_id, display_name=visitor_name
+        )
+    else:
+        identity = await get_or_create_identity(
+            session, channel_id=channel.id, external_id=visitor, display_name=visitor_name
+        )
     ws = WidgetSession(
         customer_id=identity.customer_id, channel_id=channel.id, visitor_id=visitor, bank_id=bank_id
     )
-    claims: dict[str, object] = {"ch": channel.id, "vid": visitor}
-    if bank_id:
-        claims["bank"] = bank_id
-    token = tokens.issue(
+    token = issue_session_token(
         signing_key,
-        typ=tokens.WIDGET,
-        subject=str(identity.customer_id),
+        ws,
         # a verified session lives no longer than the bank's own sign-in would
-        ttl=timedelta(hours=MAX_CUSTOMER_TOKEN_HOURS) if bank_id else timedelta(days=ttl_days),
-        **claims,
+        timedelta(hours=MAX_CUSTOMER_TOKEN_HOURS) if bank_id else timedelta(days=ttl_days),
     )
     current = await conversations.open_conversation_of(
         session, customer_id=identity.customer_id, channel_id=channel.id
@@ -140,6 +183,15 @@ def verify_session(signing_key: str, token: str) -> WidgetSession:
         )
     except (KeyError, TypeError, ValueError):
         raise Unauthorized("the token is not valid", code="token_invalid") from None
+
+
+async def follow_merges(session: AsyncSession, ws: WidgetSession) -> WidgetSession:
+    """``ws`` naming the customer its visitor is part of now (merges move a visitor's
+    identity and dialogs to another customer; the session token keeps the old id)."""
+    current = await current_customer(session, ws.customer_id)
+    if current is None or current.id == ws.customer_id:
+        return ws
+    return replace(ws, customer_id=current.id)
 
 
 async def channel_of(

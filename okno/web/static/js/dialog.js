@@ -10,6 +10,10 @@ const END = Number.MAX_SAFE_INTEGER; // "before the end": the newest page
 const TYPING_SHOW_MS = 6000;
 const TYPING_SEND_EVERY_MS = 2500;
 const DRAFT_KEY = (id) => `okno:draft:${ME && ME.id}:${id}`;
+// What a message's mark shows: sending states "…", ✓ sent, ✓✓ delivered or read (read in
+// the accent colour); a messenger that refused it says so in words, not with a sign.
+const MARKS = { pending: "…", queued: "…", sending: "…", sent: "✓", delivered: "✓✓", read: "✓✓", waiting: "⏳", failed: "!" };
+const markText = (status) => (status === "undelivered" ? `✕ ${t("msg.status.undelivered")}` : MARKS[status] || "");
 
 export const isSupervisor = () => ME && (ME.role === "supervisor" || ME.role === "admin");
 
@@ -55,6 +59,7 @@ export class DialogView {
     this.lastTypingSent = 0;
     this.typingTimer = null;
     this.readSent = 0;
+    this.deliveryLive = new Map(); // message id -> newest status from message.delivery events
     this.suggestions = []; // reply suggestions on show (ReplySuggestionOut)
     // the one put into the composer (kept when newer chips come: the text is still
     // from it); the send records what became of it
@@ -224,7 +229,12 @@ export class DialogView {
   }
 
   statusOf(m) {
-    if (m.author_kind !== "operator" || m.internal) return null;
+    if (m.internal) return null;
+    // A messenger's customer: what the platform said (the newest event wins over the row
+    // we hold, which a slower response may have brought in after the event).
+    const delivery = this.deliveryLive.get(m.id) || m.delivery;
+    if (delivery) return delivery === "failed" ? "undelivered" : delivery;
+    if (m.author_kind !== "operator") return null;
     if (m.seq != null && m.seq <= (this.conv.customer_read_seq || 0)) return "read";
     return "sent";
   }
@@ -245,7 +255,7 @@ export class DialogView {
       ...(m.attachments || []).map(attachmentNode),
       h("div", { class: "foot" },
         h("span", { text: fmtTime(m.created_at) }),
-        status ? h("span", { class: "status", "data-okno": "msg-status", "data-status": status, title: t(`msg.status.${status}`), text: { pending: "…", sent: "✓", read: "✓✓", failed: "!" }[status] }) : null,
+        status ? h("span", { class: "status", "data-okno": "msg-status", "data-status": status, title: t(`msg.status.${status}`), text: markText(status) }) : null,
       ),
     );
     return node;
@@ -295,17 +305,20 @@ export class DialogView {
   }
 
   refreshStatuses() {
-    for (const node of this.list.querySelectorAll("[data-okno=message][data-author=operator]")) {
+    for (const node of this.list.querySelectorAll("[data-okno=message][data-id]")) {
       const m = this.messages.get(Number(node.dataset.id));
       if (!m) continue;
       const status = this.statusOf(m);
-      const el = node.querySelector("[data-okno=msg-status]");
-      if (el && status && el.dataset.status !== status) {
-        node.dataset.status = status;
-        el.dataset.status = status;
-        el.title = t(`msg.status.${status}`);
-        el.textContent = status === "read" ? "✓✓" : "✓";
+      if (!status || node.dataset.status === status) continue;
+      let el = node.querySelector("[data-okno=msg-status]");
+      if (!el) {
+        el = h("span", { class: "status", "data-okno": "msg-status" });
+        node.querySelector(".foot")?.append(el);
       }
+      node.dataset.status = status;
+      el.dataset.status = status;
+      el.title = t(`msg.status.${status}`);
+      el.textContent = markText(status);
     }
   }
 
@@ -328,6 +341,10 @@ export class DialogView {
       const p = ev.payload || {};
       if (p.who === "customer") this.showTyping(t("dialog.typing_customer"));
       else if (p.user_id !== ME.id) this.showTyping(t("dialog.typing_staff", { name: p.name || "" }));
+    } else if (ev.type === "message.delivery") {
+      // sent, delivered, read or not delivered, as the messenger reported it
+      this.deliveryLive.set(ev.payload.message_id, ev.payload.status);
+      this.refreshStatuses();
     } else if (ev.type === "conversation.read") {
       if (ev.payload.reader === "customer") {
         this.conv.customer_read_seq = Math.max(this.conv.customer_read_seq || 0, ev.payload.up_to_seq);

@@ -17,6 +17,7 @@ const state = {
   active: null,
   sound: localStorage.getItem("okno:sound") !== "off",
   cards: new Map(), // customer id -> card element (cache while the tab is open)
+  links: new Map(), // customer id -> the card's "link with another customer" control
   notifications: 0,
   created: new Map(), // id -> when its conversation.created arrived
   acted: new Map(), // id -> when I last acted on it (my own take is no news to me)
@@ -84,6 +85,7 @@ function convItem(c) {
     channelBadge(c.channel.kind),
     h("span", { class: "cname", text: c.customer.name }),
     h("span", { class: "cside" },
+      h("span", { class: "ckind", "data-okno": "conv-kind", text: channelLabel(c.channel.kind) }),
       wait ? h("span", { class: `cwait${late ? " late" : ""}`, "data-okno": "wait", title: t("inbox.waits"), text: wait }) : null,
       c.unread ? h("span", { class: "badge", "data-okno": "unread", text: c.unread }) : null),
     h("span", { class: "cprev", text: c.last_message_preview || channelLabel(c.channel.kind) }),
@@ -270,7 +272,8 @@ function renderCard(card, timeline) {
     ),
     h("section", {}, h("h3", { text: t("card.identities") }),
       h("ul", { "data-okno": "identities" }, ...card.identities.map((i) =>
-        h("li", {}, channelBadge(i.channel_kind), " ", h("span", { text: `${i.channel_name}: ${i.external_id}` }))))),
+        h("li", {}, channelBadge(i.channel_kind), " ", h("span", { text: `${i.channel_name}: ${i.external_id}` })))),
+      linkControl(card)),
     attrs.length ? h("section", {}, h("h3", { text: t("card.attributes") }),
       h("dl", {}, ...attrs.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: String(v) })]))) : null,
     h("section", {}, h("h3", { text: t("card.notes") }),
@@ -278,6 +281,86 @@ function renderCard(card, timeline) {
       noteForm),
     h("section", {}, h("h3", { text: t("card.history") }), renderTimeline(card, timeline)),
   );
+}
+
+/**
+ * "Link with another customer": find the other half of a person who wrote in two channels
+ * (by name, their id in a channel, or #number) and join them into this card; the card and
+ * the history then show both channels' dialogs.
+ */
+function linkControl(card) {
+  // The card is drawn again on every change of the dialog: the search being typed and its
+  // results stay (one control per customer while the page is open).
+  const kept = state.links.get(card.id);
+  if (kept) return kept;
+  const box = h("div", { class: "link-box", "data-okno": "link-box", hidden: true });
+  const open = h("button", {
+    class: "btn btn-small", type: "button", "data-okno": "link-open", text: t("card.link"),
+    onclick: () => {
+      box.hidden = !box.hidden;
+      if (!box.hidden) input.focus();
+    },
+  });
+  const input = h("input", { type: "search", name: "q", maxlength: 200, placeholder: t("card.link_search"), "data-okno": "link-query", autocomplete: "off" });
+  const results = h("ul", { class: "link-results", "data-okno": "link-results" });
+  const error = h("div", { class: "form-error", "data-okno": "link-error" });
+  const form = h("form", { class: "link-form" }, input, h("button", { class: "btn btn-small", type: "submit", text: t("card.link_find") }));
+  let asked = 0;
+  const search = async () => {
+    const q = input.value.trim();
+    error.textContent = "";
+    if (q.length < 2) {
+      results.replaceChildren();
+      return;
+    }
+    const token = ++asked;
+    let out;
+    try {
+      out = await api(`/api/v1/customers?q=${encodeURIComponent(q)}&limit=8`);
+    } catch (err) {
+      error.textContent = err.text || String(err);
+      return;
+    }
+    if (token !== asked) return; // a newer search won
+    const found = out.customers.filter((c) => c.id !== card.id);
+    results.replaceChildren(...(found.length ? found.map((c) => h("li", { "data-okno": "link-candidate", "data-id": c.id },
+      h("div", { class: "link-who" },
+        h("strong", { text: c.name }),
+        h("span", { class: "muted small", text: ` #${c.id} · ${t("card.link_dialogs", { count: c.dialogs })}` })),
+      h("div", { class: "small" }, ...c.identities.map((i) => h("span", { class: "link-id" }, channelBadge(i.channel_kind), " ", i.external_id))),
+      h("button", { class: "btn btn-small btn-primary", type: "button", "data-okno": "link-do", text: t("card.link_do"), onclick: () => merge(c) })))
+      : [h("li", { class: "muted small", "data-okno": "link-none", text: t("card.link_none") })]));
+  };
+  const merge = async (other) => {
+    error.textContent = "";
+    try {
+      await api(`/api/v1/customers/${card.id}/merge`, { method: "POST", body: { other_id: other.id } });
+    } catch (err) {
+      error.textContent = err.text || String(err);
+      return;
+    }
+    toast(t("card.link_done"));
+    state.cards.delete(other.id);
+    state.links.delete(card.id); // a fresh control: the search was done
+    state.links.delete(other.id);
+    await refreshCard(card.id);
+    for (const view of state.tabs.values()) {
+      if ([card.id, other.id].includes(view.conv.customer.id)) view.refresh();
+    }
+  };
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    search();
+  });
+  let timer = null;
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(search, 300);
+  });
+  box.append(h("p", { class: "hint", text: t("card.link_hint") }), form, results, error);
+  const control = h("div", { class: "link", "data-okno": "link" }, open, box);
+  state.links.set(card.id, control);
+  return control;
 }
 
 /** Every dialog of the customer in every channel on one line of time, newest last. */
