@@ -60,7 +60,12 @@ async def start_session(
     channel = await get_app_channel(session, channel_id)
     bank = widget.verify_bank_token(identity_secret(channel, signing_key), customer_token)
     identity = await widget.bank_identity(
-        session, channel_id=channel.id, bank_id=bank.bank_id, display_name=name
+        session,
+        channel_id=channel.id,
+        bank_id=bank.bank_id,
+        display_name=name,
+        phone=bank.phone,
+        signing_key=signing_key,
     )
     ws = widget.WidgetSession(
         customer_id=identity.customer_id,

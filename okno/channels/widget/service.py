@@ -18,7 +18,12 @@ from okno.channels import service as channels
 from okno.channels.models import Channel
 from okno.conversations import service as conversations
 from okno.customers.models import CustomerIdentity
-from okno.customers.service import current_customer, get_or_create_identity, get_or_link_identity
+from okno.customers.service import (
+    current_customer,
+    get_or_create_identity,
+    get_or_link_identity,
+    link_verified_phone,
+)
 from okno.errors import BadRequest, Forbidden, Unauthorized
 from okno.security import tokens
 
@@ -49,6 +54,10 @@ class BankCustomer:
 
     bank_id: str
     expires_at: datetime
+    # The customer's phone number, when the bank puts it in the token (the OpenID claim
+    # ``phone_number``): the bank vouches for it, so a messenger customer who shared the
+    # same verified number is the same person (`customers.service.link_verified_phone`).
+    phone: str | None = None
 
 
 def verify_bank_token(secret: str, token: str) -> BankCustomer:
@@ -75,35 +84,53 @@ def verify_bank_token(secret: str, token: str) -> BankCustomer:
             f"the customer token may live at most {MAX_CUSTOMER_TOKEN_HOURS} hours",
             code="customer_token_invalid",
         )
-    return BankCustomer(bank_id, datetime.fromtimestamp(claims["exp"], tz=UTC))
+    phone = claims.get("phone_number") or claims.get("phone")
+    if phone is not None and (not isinstance(phone, str) or len(phone) > 32):
+        raise Unauthorized(
+            "the customer token's phone_number is not valid", code="customer_token_invalid"
+        )
+    return BankCustomer(bank_id, datetime.fromtimestamp(claims["exp"], tz=UTC), phone or None)
 
 
-def verify_customer_token(channel: Channel, token: str) -> str:
-    """The bank's customer id from a token the bank signed for this widget."""
+def verify_customer_token(channel: Channel, token: str) -> BankCustomer:
+    """Who the bank says the customer is, from a token it signed for this widget."""
     secret = str((channel.config or {}).get("identity_secret") or "")
     if not secret:
         raise BadRequest(
             "this widget does not accept customer tokens (no identity secret is set)",
             code="customer_token_not_accepted",
         )
-    return verify_bank_token(secret, token).bank_id
+    return verify_bank_token(secret, token)
 
 
 async def bank_identity(
-    session: AsyncSession, *, channel_id: int, bank_id: str, display_name: str = ""
+    session: AsyncSession,
+    *,
+    channel_id: int,
+    bank_id: str,
+    display_name: str = "",
+    phone: str | None = None,
+    signing_key: str = "",
 ) -> CustomerIdentity:
     """The identity of the bank's customer ``bank_id`` in this channel, joined on first
-    contact to the customer the bank already vouched for in its other widgets or its app."""
+    contact to the customer the bank already vouched for in its other widgets or its app,
+    and to a messenger customer who shared the phone number the bank vouches for."""
     linked = await session.scalars(
         select(Channel.id).where(Channel.kind.in_(BANK_VERIFIED_KINDS), Channel.id != channel_id)
     )
-    return await get_or_link_identity(
+    identity = await get_or_link_identity(
         session,
         channel_id=channel_id,
         external_id=f"bank:{bank_id}",
         linked_channel_ids=list(linked.all()),
         display_name=display_name,
     )
+    if phone and signing_key:
+        await link_verified_phone(
+            session, customer_id=identity.customer_id, phone=phone, signing_key=signing_key
+        )
+        await session.refresh(identity)  # a merge may have moved it to the older customer
+    return identity
 
 
 def issue_session_token(signing_key: str, ws: WidgetSession, ttl: timedelta) -> str:
@@ -147,10 +174,16 @@ async def start_session(
     if not channels.origin_allowed(channel, origin):
         raise Forbidden("this site may not use the widget", code="origin_not_allowed")
     visitor = check_visitor_id(visitor_id) if visitor_id else new_visitor_id()
-    bank_id = verify_customer_token(channel, customer_token) if customer_token else None
-    if bank_id:
+    bank = verify_customer_token(channel, customer_token) if customer_token else None
+    bank_id = bank.bank_id if bank else None
+    if bank is not None:
         identity = await bank_identity(
-            session, channel_id=channel.id, bank_id=bank_id, display_name=visitor_name
+            session,
+            channel_id=channel.id,
+            bank_id=bank.bank_id,
+            display_name=visitor_name,
+            phone=bank.phone,
+            signing_key=signing_key,
         )
     else:
         identity = await get_or_create_identity(
