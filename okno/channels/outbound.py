@@ -195,6 +195,17 @@ async def _claim_head(
         else:
             config["_channel_id"] = channel.id
             outbound = await _outbound(session, ctx, conversation, message)
+            if head.status == "sending" and not kinds.adapter_for(channel.kind).dedups_resends:
+                # The last try ended without a word (okno stopped mid-send): the platform
+                # may have taken it, and it does not drop repeats. Say so where admins look.
+                log.warning("channel.resend_after_interruption", message_id=head.message_id)
+                await note_error(
+                    session,
+                    channel.id,
+                    "send",
+                    f"message {head.message_id} is sent again after an interrupted try; "
+                    "the customer may see it twice",
+                )
             head.status = "sending"
             head.attempts += 1
             head.lease_until = now + timedelta(

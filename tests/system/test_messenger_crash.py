@@ -96,6 +96,9 @@ def test_a_send_cut_by_a_crash_is_delivered_once_after_the_restart(tmp_path: Pat
         ).json()["messages"]
         assert [m["text"] for m in messages] == ["Когда придёт карта?", "Карта уже в отделении."]
         assert messages[-1]["delivery"] == "sent"
+        # Telegram does not drop repeats: the admin is told a resend happened
+        errors = httpx.get(f"{server.url}/api/v1/channels/{channel_id}/errors", headers=root)
+        assert "sent again after an interrupted try" in errors.json()["errors"][0]["message"]
         server.stop()
     finally:
         fake.stop()
