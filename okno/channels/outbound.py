@@ -161,8 +161,14 @@ async def _claim_head(
             .order_by(Delivery.message_id)
             .limit(1)
             .with_for_update()
+            # the row as it is now, after the lock: the target read above may be this very
+            # row, and its stale copy must not let two workers both claim it
+            .execution_options(populate_existing=True)
         )
-        assert head is not None  # the target itself qualifies
+        if head is None:
+            # PostgreSQL: the row we waited for changed under the lock (another worker sent
+            # it) and LIMIT 1 then yields nothing; look again in a moment
+            raise RetryLater("another worker moved this dialog's outbox on", 0.05)
         if await _waiting_in(session, target.conversation_id):
             # An earlier message waits for the customer to write (a reply window): the
             # later ones wait behind it, so they still reach the customer in order.
