@@ -3,13 +3,17 @@ screenshot folder, and a spy on browser notifications."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tests import services
 from tests.system import server as srv
+
+# ``prepared_data(name, build)`` (tests/e2e/conftest.py): this test's copy of a data directory
+# that ``build(folder)`` prepared once per session
+Prepare = Callable[[str, Callable[[Path], object]], Path]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [

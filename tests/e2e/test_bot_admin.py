@@ -46,10 +46,9 @@ ADDED = " Если приложения нет под рукой, позвони
 
 
 @pytest.fixture
-def floor(tmp_path: Path) -> Iterator[srv.OknoServer]:
+def floor(prepared_data: b.Prepare) -> Iterator[srv.OknoServer]:
     """The personas, the demo knowledge base, and a few questions the bot handed off."""
-    seeded(tmp_path)
-    with b.serving(tmp_path) as server:
+    with b.serving(prepared_data("staff", seeded)) as server:
         root = token(server, "root")
         imported = httpx.post(
             f"{server.url}/api/v1/kb/import",

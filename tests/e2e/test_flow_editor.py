@@ -22,14 +22,17 @@ from tests.system import server as srv
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture
-def bank(tmp_path: Path) -> Iterator[srv.OknoServer]:
-    seeded(tmp_path)
-    env = srv.okno_env(tmp_path)
+def demo_flows(folder: Path) -> None:
+    seeded(folder)
+    env = srv.okno_env(folder)
     for command, name in (("flows", "demo_flows.yaml"), ("places", "demo_places.csv")):
         out = srv.run_cli([command, "import", str(DATA / name), "--json"], env)
         assert json.loads(out.stdout)["created"] > 0
-    with b.serving(tmp_path) as server:
+
+
+@pytest.fixture
+def bank(prepared_data: b.Prepare) -> Iterator[srv.OknoServer]:
+    with b.serving(prepared_data("demo-flows", demo_flows)) as server:
         yield server
 
 

@@ -42,15 +42,18 @@ CARD_BLOCK = "Заблокировать карту можно в приложе
 COLLEAGUE = "Перезагрузите телефон и запросите код через минуту — обычно это помогает."
 
 
-@pytest.fixture
-def bank(tmp_path: Path) -> Iterator[srv.OknoServer]:
-    """The personas, the widget ``acme`` (no bot: dialogs go to people) and the KB above."""
-    seeded(tmp_path)
-    env = srv.okno_env(tmp_path)
-    kb = tmp_path / "kb.yaml"
+def with_kb(folder: Path) -> None:
+    seeded(folder)
+    env = srv.okno_env(folder)
+    kb = folder / "kb.yaml"
     kb.write_text(KB, encoding="utf-8")
     srv.run_cli(["kb", "import", str(kb), "--json"], env)
-    with b.serving(tmp_path) as server:
+
+
+@pytest.fixture
+def bank(prepared_data: b.Prepare) -> Iterator[srv.OknoServer]:
+    """The personas, the widget ``acme`` (no bot: dialogs go to people) and the KB above."""
+    with b.serving(prepared_data("reply-suggestions", with_kb)) as server:
         yield server
 
 

@@ -59,19 +59,22 @@ CARD_BLOCK_ANSWER = "Заблокировать карту можно в при�
 HANDED_OFF = "Передаю ваш вопрос специалисту"
 
 
-@pytest.fixture
-def bank(tmp_path: Path) -> Iterator[srv.OknoServer]:
-    """The test personas, the widget ``acme`` with ``"bot": true`` and the knowledge base
-    above; nobody online, so a dialog handed off waits."""
-    seeded(tmp_path)
-    env = srv.okno_env(tmp_path)
+def with_bot(folder: Path) -> None:
+    seeded(folder)
+    env = srv.okno_env(folder)
     switched = srv.run_cli(["channels", "update", WIDGET_KEY, "--bot", "--json"], env)
     assert json.loads(switched.stdout)["bot"] is True
-    kb = tmp_path / "kb.yaml"
+    kb = folder / "kb.yaml"
     kb.write_text(KB, encoding="utf-8")
     out = srv.run_cli(["kb", "import", str(kb), "--json"], env)
     assert json.loads(out.stdout)["created"] == 4
-    with b.serving(tmp_path) as server:
+
+
+@pytest.fixture
+def bank(prepared_data: b.Prepare) -> Iterator[srv.OknoServer]:
+    """The test personas, the widget ``acme`` with ``"bot": true`` and the knowledge base
+    above; nobody online, so a dialog handed off waits."""
+    with b.serving(prepared_data("widget-bot", with_bot)) as server:
         yield server
 
 

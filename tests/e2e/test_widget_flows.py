@@ -42,10 +42,11 @@ def gateway() -> Iterator[Backend]:
     fake.server.shutdown()
 
 
-@pytest.fixture
-def bank(tmp_path: Path, gateway: Backend) -> Iterator[srv.OknoServer]:
-    seeded(tmp_path)
-    env = srv.okno_env(tmp_path)
+def demo_bank(folder: Path) -> None:
+    """The personas, the widget with the bot and the bank's identity secret, and the demo
+    knowledge base, flows and places, imported by the CLI."""
+    seeded(folder)
+    env = srv.okno_env(folder)
     srv.run_cli(
         ["channels", "update", WIDGET_KEY, "--bot", "--identity-secret", SECRET, "--json"], env
     )
@@ -56,7 +57,12 @@ def bank(tmp_path: Path, gateway: Backend) -> Iterator[srv.OknoServer]:
     ):
         out = srv.run_cli([command, "import", str(DATA / name), "--json"], env)
         assert json.loads(out.stdout)["created"] > 0, out.stdout
-    with b.serving(tmp_path, {"OKNO_BOT_ACTIONS_URL": gateway.url}) as server:
+
+
+@pytest.fixture
+def bank(prepared_data: b.Prepare, gateway: Backend) -> Iterator[srv.OknoServer]:
+    data_dir = prepared_data("demo-bank", demo_bank)
+    with b.serving(data_dir, {"OKNO_BOT_ACTIONS_URL": gateway.url}) as server:
         yield server
 
 

@@ -38,11 +38,10 @@ def seeded(data_dir: Path) -> Any:
 
 
 @pytest.fixture
-def floor(tmp_path: Path) -> Iterator[srv.OknoServer]:
+def floor(prepared_data: b.Prepare) -> Iterator[srv.OknoServer]:
     """anna and igor (team Поддержка), olga (Кредиты), sveta (supervisor of all), root
     (admin), and the widget ``acme``."""
-    seeded(tmp_path)
-    with b.serving(tmp_path) as server:
+    with b.serving(prepared_data("staff", seeded)) as server:
         yield server
 
 
@@ -366,8 +365,8 @@ marker => new Promise(resolve => {
 
 
 @pytest.fixture
-def busy(tmp_path: Path) -> Iterator[srv.OknoServer]:
-    settings = seeded(tmp_path)
+def busy(tmp_path: Path, prepared_data: b.Prepare) -> Iterator[srv.OknoServer]:
+    settings = load_settings(data_dir=prepared_data("staff", seeded))
     services.run_in_thread(lambda: _busy_day(settings))
     with b.serving(tmp_path) as server:
         yield server

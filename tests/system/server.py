@@ -144,6 +144,7 @@ class OknoServer:
         name: str = "okno",
     ) -> None:
         self.data_dir = data_dir
+        self._port_chosen = port is None  # by free_port(): another may be taken
         self.port = port or services.free_port()
         self.env = okno_env(
             data_dir,
@@ -211,9 +212,24 @@ class OknoServer:
         )
 
     def start(self, timeout: float = START_TIMEOUT) -> OknoServer:
-        self.spawn()
-        self.wait_ready(timeout)
-        return self
+        first = self.starts == 0
+        for attempt in range(3):
+            self.spawn()
+            try:
+                self.wait_ready(timeout)
+                return self
+            except AssertionError:
+                # A port chosen by free_port() can be taken by another process (a parallel
+                # test) before the server binds it: a first start then moves to another.
+                if attempt == 2 or not (first and self._port_chosen and self._port_taken()):
+                    raise
+                self.port = services.free_port()
+                self.log_path = self.data_dir / f"{self.name}-{self.port}.log"
+        raise AssertionError("unreachable")
+
+    def _port_taken(self) -> bool:
+        exited = self.returncode not in (None, 0)
+        return exited and "address already in use" in self.log_tail(600).lower()
 
     @property
     def returncode(self) -> int | None:

@@ -214,7 +214,13 @@ async function showCard(customerId) {
   await refreshCard(customerId);
 }
 
-async function refreshCard(customerId) {
+async function refreshCard(customerId, force = false) {
+  if (!force && $("card").dataset.customer === String(customerId) && cardBusy($("card"))) {
+    // The operator is editing the card or typing a note: rebuilding it now would throw
+    // their words away. Look again in a moment (nothing is fetched meanwhile).
+    retryCardLater(customerId);
+    return;
+  }
   let card, timeline;
   try {
     [card, timeline] = await Promise.all([
@@ -225,9 +231,31 @@ async function refreshCard(customerId) {
     if ($("card").dataset.customer === String(customerId)) $("card").replaceChildren(h("div", { class: "banner error", text: err.text }));
     return;
   }
+  const shown = $("card").dataset.customer === String(customerId);
+  if (shown && !force && cardBusy($("card"))) {
+    retryCardLater(customerId); // they started editing while we fetched
+    return;
+  }
   const node = renderCard(card, timeline);
   state.cards.set(customerId, node);
-  if ($("card").dataset.customer === String(customerId)) $("card").replaceChildren(node);
+  if (shown) $("card").replaceChildren(node);
+}
+
+const cardRetries = new Map();
+
+function retryCardLater(customerId) {
+  if (cardRetries.has(customerId)) return; // one look later is enough, however many events came
+  cardRetries.set(customerId, setTimeout(() => {
+    cardRetries.delete(customerId);
+    refreshCard(customerId);
+  }, 2000));
+}
+
+function cardBusy(el) {
+  if (el.querySelector("[data-okno=card-edit]:not([hidden])")) return true;
+  return [...el.querySelectorAll("input, textarea")].some(
+    (i) => i === document.activeElement || (i.dataset.okno === "note-input" && i.value.trim()),
+  );
 }
 
 function renderCard(card, timeline) {
@@ -240,7 +268,7 @@ function renderCard(card, timeline) {
     try {
       await api(`/api/v1/customers/${card.id}/notes`, { method: "POST", body: { text } });
       noteInput.value = "";
-      refreshCard(card.id);
+      refreshCard(card.id, true);
     } catch (err) {
       toast(err.text, "error");
     }
@@ -255,7 +283,7 @@ function renderCard(card, timeline) {
     try {
       const tags = tagsInput.value.split(",").map((x) => x.trim()).filter(Boolean);
       await api(`/api/v1/customers/${card.id}`, { method: "PATCH", body: { name: nameInput.value.trim(), tags } });
-      await refreshCard(card.id);
+      await refreshCard(card.id, true);
       for (const view of state.tabs.values()) if (view.conv.customer.id === card.id) view.refresh();
     } catch (err) {
       toast(err.text, "error");
@@ -343,7 +371,7 @@ function linkControl(card) {
     state.cards.delete(other.id);
     state.links.delete(card.id); // a fresh control: the search was done
     state.links.delete(other.id);
-    await refreshCard(card.id);
+    await refreshCard(card.id, true);
     for (const view of state.tabs.values()) {
       if ([card.id, other.id].includes(view.conv.customer.id)) view.refresh();
     }
