@@ -113,10 +113,18 @@ def client(settings: Settings, staff: Staff) -> Iterator[TestClient]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests meaningful only on PostgreSQL run in the PostgreSQL pass, not as skips here."""
+    """Tests meaningful only on PostgreSQL run in the PostgreSQL pass, not as skips here;
+    and the PostgreSQL pass runs only tests that use the database under test (the others
+    would do exactly what they did in the SQLite pass)."""
     if services.DB_BACKEND == "postgres":
-        return
-    kept = [i for i in items if i.get_closest_marker("postgres_only") is None]
+        kept = [
+            i
+            for i in items
+            if "database_url" in getattr(i, "fixturenames", ())
+            or i.get_closest_marker("postgres_only") is not None
+        ]
+    else:
+        kept = [i for i in items if i.get_closest_marker("postgres_only") is None]
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
