@@ -15,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from okno import health
+from okno import openapi as okno_openapi
 from okno.analytics import api as analytics_api
 from okno.bot import admin_api as bot_admin_api
 from okno.bot import api as bot_api
@@ -27,7 +28,9 @@ from okno.channels.mobile import api as mobile_api
 from okno.channels.widget import api as widget_api
 from okno.conversations import api as conversations_api
 from okno.customers import api as customers_api
+from okno.customers import verification_api
 from okno.db import migrate
+from okno.db.base import utcnow
 from okno.db.session import Database
 from okno.events import api as events_api
 from okno.events.hub import Hub
@@ -36,11 +39,13 @@ from okno.jobs.registry import default_registry
 from okno.jobs.worker import Worker
 from okno.observability import Metrics, RequestMetricsMiddleware, configure_logging
 from okno.operators import api as operators_api
-from okno.operators import presence
+from okno.operators import auth_api as operators_auth_api
+from okno.operators import presence, revocation, tokens_api
 from okno.operators import service as operators_service
 from okno.replies import api as replies_api
 from okno.routing import api as routing_api
-from okno.security import sessions
+from okno.security import audit_api, ratelimit, sessions
+from okno.security import headers as security_headers
 from okno.settings import Settings
 from okno.web import pages
 
@@ -69,7 +74,8 @@ class PublicCORS:
 
 
 class SecurityHeaders:
-    """Adds security headers, and the renewed session cookie when a request renewed it."""
+    """Adds security headers (see okno.security.headers), and the renewed session cookie
+    when a request renewed it."""
 
     def __init__(self, app: ASGIApp, idle_minutes: int = 30) -> None:
         self.app = app
@@ -84,12 +90,12 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
-                for k, v in (
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"same-origin"),
-                ):
-                    if k not in names:
-                        headers.append((k, v))
+                headers += security_headers.for_response(
+                    scope["path"],
+                    https=scope.get("scheme") == "https",
+                    public=scope["path"].startswith(PUBLIC_PREFIXES),
+                    present=names,
+                )
                 renewed = scope.get("state", {}).get("renewed_session")
                 if renewed:
                     cookie = session_cookie_header(
@@ -119,20 +125,26 @@ async def _warm_knowledge_base(state: AppState) -> None:
 
 async def _presence_heartbeat(state: AppState, stop: asyncio.Event) -> None:
     """Tell the database which operators are connected to this process, every few seconds."""
+    checked = utcnow()
     while not stop.is_set():
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=presence.HEARTBEAT_SECONDS)
         connections = state.hub.staff_connections()
         if not connections:
+            checked = utcnow()
             continue
         try:
             async with state.db.transaction() as session:
                 active = await operators_service.active_user_ids(session, list(connections))
                 await presence.heartbeat(session, user_ids=sorted(active))
+                # accounts signed out everywhere (maybe by another process) since last round
+                now = utcnow()
+                revoked = await revocation.revoked_since(session, list(connections), checked)
+                checked = now
         except Exception as exc:  # the database is away for a moment; try next round
             log.warning("presence.heartbeat_failed", error=type(exc).__name__)
             continue
-        end_stale_sockets(connections, active, time.time())
+        end_stale_sockets(connections, active - revoked, time.time())
 
 
 def end_stale_sockets(connections: dict[int, set[Any]], active: set[int], now: float) -> None:
@@ -166,6 +178,7 @@ def create_app(settings: Settings) -> FastAPI:
         metrics=metrics,
         signing_key=settings.signing_key(),
         kb=knowledge_for(settings.effective_database_url),
+        limits=ratelimit.make_buckets(settings.redis_url, settings.redis_prefix),
     )
 
     async def publish(events: list[dict[str, Any]]) -> None:
@@ -208,6 +221,7 @@ def create_app(settings: Settings) -> FastAPI:
                 with suppress(Exception):
                     await asyncio.wait_for(worker_task, timeout=10)
             await bus.stop()
+            await state.limits.close()
             await db.dispose()
             log.info("app.stopped")
 
@@ -219,8 +233,11 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.okno = state
     install_error_handlers(app)
+    okno_openapi.install(app)  # the document states okno's one error shape
     for router in (
         operators_api.router,
+        operators_auth_api.router,
+        tokens_api.router,
         conversations_api.router,
         events_api.router,
         widget_api.router,
@@ -229,6 +246,7 @@ def create_app(settings: Settings) -> FastAPI:
         hooks.router,
         replies_api.router,
         customers_api.router,
+        verification_api.router,
         analytics_api.router,
         analytics_api.reports,
         routing_api.router,
@@ -236,12 +254,14 @@ def create_app(settings: Settings) -> FastAPI:
         flows_api.router,
         bot_admin_api.router,
         assist_api.router,
+        audit_api.router,
         health.router,
         pages.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(pages.STATIC)), name="static")
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_attachment_bytes + 256 * 1024)
+    app.add_middleware(ratelimit.WidgetRateLimit)  # inside CORS: the widget reads its 429
     app.add_middleware(PublicCORS)
     app.add_middleware(SecurityHeaders, idle_minutes=settings.session_idle_minutes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)

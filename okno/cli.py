@@ -220,8 +220,20 @@ def users() -> None:
 
 @users.command("create")
 @click.option("--login", required=True)
-@click.option("--password", required=True, help="At least 8 characters.")
-@click.option("--role", required=True, type=click.Choice(["operator", "supervisor", "admin"]))
+@click.option(
+    "--password",
+    required=True,
+    help="The password policy applies (OKNO_PASSWORD_MIN_LENGTH, 10 by default; mixed "
+    "characters; not a common password; not containing the login).",
+)
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(
+        ["operator", "senior_operator", "supervisor", "admin", "security_officer", "auditor"]
+    ),
+    help="What the account may do (docs/security.md); integrations get API tokens instead.",
+)
 @click.option("--team", default=None, help="Team name; created if new.")
 @click.option("--name", "display_name", default=None, help="Name shown to customers.")
 @click.option("--capacity", type=click.IntRange(1, 100), default=5, help="Dialogs at once.")
@@ -262,6 +274,8 @@ def users_create(
             display_name=display_name,
             capacity=capacity,
             skills=parsed_skills,
+            min_length=settings.password_min_length,
+            min_classes=settings.password_min_classes,
         )
         return {
             "id": user.id,
@@ -273,6 +287,108 @@ def users_create(
 
     result = _run(_in_transaction(settings, fn))
     click.echo(json.dumps(result) if as_json else f"created {role} {login} (id {result['id']})")
+
+
+@main.group()
+def tokens() -> None:
+    """Manage API tokens for integrations (CRM, core banking, mobile back-ends)."""
+
+
+def _token_dict(row: Any) -> dict[str, Any]:
+    from okno.operators import api_tokens
+
+    def when(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "id": row.id,
+        "name": row.name,
+        "prefix": row.prefix,
+        "scopes": list(row.scopes or []),
+        "user_id": row.user_id,
+        "created_at": when(row.created_at),
+        "expires_at": when(row.expires_at),
+        "last_used_at": when(row.last_used_at),
+        "revoked_at": when(row.revoked_at),
+        "status": api_tokens.status_of(row),
+    }
+
+
+@tokens.command("create")
+@click.option("--name", required=True, help="Who uses it, e.g. CRM.")
+@click.option(
+    "--scope",
+    "scope_spec",
+    required=True,
+    help="Comma-separated permissions, e.g. conversations.read_team,customers.read.",
+)
+@click.option("--expires-days", type=click.IntRange(1, 3650), default=None, help="Default: never.")
+@click.option("--json", "as_json", is_flag=True)
+def tokens_create(name: str, scope_spec: str, expires_days: int | None, as_json: bool) -> None:
+    """Create an API token; its secret is printed once (keep it, it cannot be shown again)."""
+    from okno.operators import api_tokens
+    from okno.security import permissions
+
+    scopes = [s.strip() for s in scope_spec.split(",") if s.strip()]
+    unknown = [s for s in scopes if s not in permissions.TOKEN_SCOPES]
+    if not scopes or unknown:
+        raise click.BadParameter(
+            (f"{unknown[0]!r} is not a scope an API token may hold; " if unknown else "")
+            + "choose from "
+            + ", ".join(sorted(permissions.TOKEN_SCOPES)),
+            param_hint="'--scope'",
+        )
+    settings = _settings()
+
+    async def fn(session: AsyncSession) -> dict[str, Any]:
+        row, secret = await api_tokens.create_token(
+            session, name=name, scopes=scopes, created_by=None, expires_days=expires_days
+        )
+        return {**_token_dict(row), "token": secret}
+
+    result = _run(_in_transaction(settings, fn))
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"created API token {name!r} (id {result['id']}); its secret, shown once:")
+        click.echo(result["token"])
+
+
+@tokens.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def tokens_list(as_json: bool) -> None:
+    """Every API token with its scopes and status (never the secrets)."""
+    from okno.operators import api_tokens
+
+    settings = _settings()
+
+    async def fn(session: AsyncSession) -> list[dict[str, Any]]:
+        return [_token_dict(r) for r in await api_tokens.list_tokens(session)]
+
+    rows = _run(_in_transaction(settings, fn))
+    if as_json:
+        click.echo(json.dumps({"tokens": rows}))
+        return
+    for r in rows:
+        click.echo(
+            f"{r['id']}\t{r['name']}\t{r['prefix']}…\t{r['status']}\t{','.join(r['scopes'])}"
+        )
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def tokens_revoke(token_id: int, as_json: bool) -> None:
+    """Revoke an API token at once."""
+    from okno.operators import api_tokens
+
+    settings = _settings()
+
+    async def fn(session: AsyncSession) -> dict[str, Any]:
+        return _token_dict(await api_tokens.revoke_token(session, token_id=token_id))
+
+    result = _run(_in_transaction(settings, fn))
+    click.echo(json.dumps(result) if as_json else f"revoked API token {result['name']!r}")
 
 
 @main.group()
@@ -681,6 +797,121 @@ def places_import(file: Path, replace: bool, as_json: bool) -> None:
     _echo_counts(report, as_json, "created", "updated", "unchanged", "deactivated")
 
 
+def _logs_to_stderr(settings: Settings) -> None:
+    """Log lines go to stderr, so that stdout carries only the command's (JSON) output."""
+    import structlog
+
+    from okno.observability import configure_logging
+
+    configure_logging(settings)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+
+@main.group()
+def audit() -> None:
+    """The audit log: verify its hash chain, ship it to the SIEM (docs/security.md)."""
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def audit_verify(as_json: bool) -> None:
+    """Walk the hash chain; exit 0 with the count, or 1 naming the first broken entry."""
+    from okno.security import audit as audit_log
+
+    async def check(session: AsyncSession) -> Any:
+        return await audit_log.verify(session)
+
+    result = _run(_in_transaction(_settings(), check))
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+    elif result.ok:
+        span = f" (seq {result.first_seq}–{result.last_seq})" if result.count else ""
+        base = f", entries up to {result.base_seq} removed by retention" if result.base_seq else ""
+        click.echo(f"audit log OK: {result.count} entries verified{span}{base}")
+    if not result.ok:
+        broken = result.broken
+        assert broken is not None
+        click.echo(
+            f"audit log BROKEN at entry {broken.seq} ({broken.problem}): {broken.detail}",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@audit.command("ship")
+@click.option("--json", "as_json", is_flag=True, help="Print entries shipped per target.")
+def audit_ship(as_json: bool) -> None:
+    """Ship entries not yet shipped to the configured file / syslog target now."""
+    from okno.db import migrate as db_migrate
+    from okno.db.session import Database
+    from okno.security import siem
+
+    settings = _settings()
+    _logs_to_stderr(settings)
+    if not siem.targets(settings):
+        raise click.ClickException("no SIEM target: set OKNO_AUDIT_SHIP_FILE or OKNO_AUDIT_SYSLOG")
+
+    async def ship() -> dict[str, int]:
+        await db_migrate.upgrade(settings)
+        db = Database(settings)
+        try:
+            return await siem.ship_once(db, settings)
+        except siem.ShipError as exc:
+            raise click.ClickException(f"cannot ship: {exc}") from None
+        finally:
+            await db.dispose()
+
+    shipped = _run(ship())
+    if as_json:
+        click.echo(json.dumps(shipped))
+    else:
+        for target, count in shipped.items():
+            click.echo(f"{target}: {count} entries shipped")
+
+
+@main.group()
+def retention() -> None:
+    """Delete or anonymise data older than its retention period (OKNO_RETENTION_*)."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="Report what would be removed; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def retention_run(dry_run: bool, as_json: bool) -> None:
+    """Run retention once with the configured periods and print its report."""
+    from okno.security import retention as retention_service
+
+    settings = _settings()
+    _logs_to_stderr(settings)
+
+    async def run(session: AsyncSession) -> dict[str, Any]:
+        row = await retention_service.run(session, settings, dry_run=dry_run, trigger="cli")
+        return retention_service.run_out(row)
+
+    out = _run(_in_transaction(settings, run))
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    report = out["report"]
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"retention run {out['id']} ({'dry run' if dry_run else 'applied'}), {verb}:")
+    click.echo(
+        f"  messages: {report['messages']['messages_erased']} erased in "
+        f"{report['messages']['dialogs']} dialogs"
+    )
+    click.echo(
+        f"  attachments: {report['attachments']['files_deleted']} files "
+        f"({report['attachments']['bytes_freed']} bytes), "
+        f"{report['attachments']['rows_marked']} marked"
+    )
+    click.echo(f"  customers anonymised: {report['customers']['anonymised']}")
+    click.echo(f"  recordings: {report['recordings']['note']}")
+    audit_part = report["audit"]
+    click.echo(f"  audit entries: {audit_part['entries_deleted']}")
+    if audit_part.get("kept_reason"):
+        click.echo(f"    kept: {audit_part['kept_reason']}")
+
+
 @main.group()
 def bot() -> None:
     """Ask the bot from the command line."""
@@ -759,6 +990,7 @@ async def seed_demo(session: AsyncSession) -> list[tuple[str, str, str]]:
                 role=role,
                 team=team,
                 display_name=name,
+                check_policy=False,  # the demo's well-known accounts, printed at start
             )
             created.append((login, password, role))
     if await session.scalar(select(Channel.id).where(Channel.key == DEMO_WIDGET_KEY)) is None:

@@ -10,7 +10,9 @@
     ├── PayloadTooLarge     413
     ├── UnsupportedMedia    415
     ├── Unprocessable       422
-    └── TooManyRequests     429
+    ├── TooManyRequests     429
+    ├── BadGateway          502
+    └── ServiceUnavailable  503
 
 ``create_app`` turns each into ``{"detail": message, "code": code, "fields": {...}}``.
 """
@@ -88,3 +90,17 @@ class Unprocessable(OknoError):
 class TooManyRequests(OknoError):
     status = 429
     code = "too_many_requests"
+
+
+class BadGateway(OknoError):
+    """A bank system okno called on the user's behalf (the PBX) refused or did not answer."""
+
+    status = 502
+    code = "bad_gateway"
+
+
+class ServiceUnavailable(OknoError):
+    """A service okno needs for this request (the antivirus) is not answering; try later."""
+
+    status = 503
+    code = "service_unavailable"

@@ -18,14 +18,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from okno.bot.service import KnowledgeBase
 from okno.bus.base import Bus
 from okno.channels.service import ChannelCache
+from okno.db.base import utcnow
 from okno.db.session import Database
 from okno.errors import Forbidden, OknoError, PayloadTooLarge, Unauthorized
 from okno.events.hub import Hub
 from okno.jobs.worker import Worker
 from okno.observability import Metrics
+from okno.operators import api_tokens, revocation
 from okno.operators.models import User
 from okno.operators.service import user_from_token
-from okno.security import sessions, tokens
+from okno.security import ip_allowlist, permissions, ratelimit, sessions, tokens
 from okno.settings import Settings
 
 log = structlog.get_logger("okno.http")
@@ -43,6 +45,8 @@ class AppState:
     channels: ChannelCache = field(default_factory=ChannelCache)
     kb: KnowledgeBase = field(default_factory=KnowledgeBase)
     worker: Worker | None = None
+    # sign-in and widget rate limits (in Redis when OKNO_REDIS_URL is set)
+    limits: ratelimit.Buckets = field(default_factory=ratelimit.MemoryBuckets)
 
 
 def get_state(request: Request) -> AppState:
@@ -56,6 +60,12 @@ def ws_state(websocket: WebSocket) -> AppState:
 
 
 State = Annotated[AppState, Depends(get_state)]
+
+
+def client_ip(connection: Request | WebSocket) -> str:
+    """The client's address: uvicorn (``okno serve``) has already replaced the peer by the
+    ``X-Forwarded-For`` address when the peer is one of OKNO_TRUSTED_PROXIES."""
+    return connection.client.host if connection.client else ""
 
 
 def bearer_token(request: Request) -> str:
@@ -74,7 +84,7 @@ async def current_user(request: Request, state: State) -> User:
     cookie = request.cookies.get(sessions.SESSION_COOKIE)
     if cookie and not request.headers.get("authorization"):
         browser = sessions.read(
-            state.signing_key, cookie, max_minutes=state.settings.access_token_minutes
+            state.signing_key, cookie, max_minutes=state.settings.session_max_minutes
         )
         sessions.check_csrf(browser, request.method, request.headers.get(sessions.CSRF_HEADER))
         renewed = sessions.renew(
@@ -84,15 +94,61 @@ async def current_user(request: Request, state: State) -> User:
             request.state.renewed_session = renewed
         async with state.db.read() as session:
             user = await session.get(User, browser.user_id)
+            if user is not None:
+                await revocation.check(session, user.id, browser.generation)
         if user is None or not user.is_active:
             raise Unauthorized("this account is disabled", code="account_disabled")
         return user
     token = bearer_token(request)
+    if api_tokens.is_api_token(token):
+        return await api_token_principal(state, token, ip=client_ip(request))
     async with state.db.read() as session:
         return await user_from_token(session, key=state.signing_key, token=token)
 
 
+async def api_token_principal(state: AppState, secret: str, *, ip: str) -> User:
+    """The integration principal of an API token (401 when unknown, revoked or expired;
+    403 ``ip_not_allowed`` from outside the token's IP allow-list), noting when the token
+    was last used."""
+    async with state.db.read() as session:
+        token = await api_tokens.find_token(session, secret)
+        ip_allowlist.check(
+            ip,
+            ip_allowlist.parse_networks(token.ip_allowlist or []),
+            what="this API token",
+            code="ip_not_allowed",
+        )
+        user = await api_tokens.principal_for(session, token)
+    now = utcnow()
+    if api_tokens.needs_last_used(token, now):
+        async with state.db.transaction() as session:
+            await api_tokens.touch(session, token_id=token.id, now=now)
+    return user
+
+
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require(permission: str) -> Any:
+    """A dependency giving the signed-in principal if it holds ``permission``, else 403
+    ``forbidden_role`` before the request body is even validated. Every staff route
+    declares its permission this way (the route × role test reads ``okno_permission``)::
+
+        async def handler(user: Annotated[User, require("customers.read")]) -> ...
+    """
+    if permission not in permissions.PERMISSIONS:
+        raise KeyError(f"unknown permission {permission!r}")
+
+    async def dependency(user: CurrentUser) -> User:
+        try:
+            permissions.check(user, permission)
+        except Forbidden:
+            log.warning("access.denied", user_id=user.id, role=user.role, permission=permission)
+            raise
+        return user
+
+    dependency.okno_permission = permission  # type: ignore[attr-defined]
+    return Depends(dependency)
 
 
 async def write(state: AppState, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -106,6 +162,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OknoError)
     async def _okno(request: Request, exc: OknoError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, ratelimit.RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -238,14 +296,22 @@ async def staff_from_socket(
                 code="origin_not_allowed",
             )
         browser = sessions.read(
-            state.signing_key, cookie, max_minutes=state.settings.access_token_minutes
+            state.signing_key, cookie, max_minutes=state.settings.session_max_minutes
         )
         async with state.db.read() as session:
             user = await session.get(User, browser.user_id)
+            if user is not None:
+                await revocation.check(session, user.id, browser.generation)
         if user is None or not user.is_active:
             raise Unauthorized("this account is disabled", code="account_disabled")
-        ends = browser.signed_in_at.timestamp() + state.settings.access_token_minutes * 60
+        ends = browser.signed_in_at.timestamp() + state.settings.session_max_minutes * 60
         return user, ends
+    if api_tokens.is_api_token(token):
+        user = await api_token_principal(state, token, ip=client_ip(websocket))
+        async with state.db.read() as session:
+            row = await api_tokens.find_token(session, token)
+        # a token without an expiry streams until it is revoked (its account is then off)
+        return user, row.expires_at.timestamp() if row.expires_at else float("inf")
     async with state.db.read() as session:
         user = await user_from_token(session, key=state.signing_key, token=token)
     claims = tokens.verify(state.signing_key, token, typ=tokens.STAFF)

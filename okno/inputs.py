@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_ID = 2**31 - 1
 MAX_SEQ = 2**62
@@ -20,6 +20,8 @@ SeqQuery = Annotated[int, Query(ge=0, le=MAX_SEQ)]
 OptionalSeqQuery = Annotated[int | None, Query(ge=0, le=MAX_SEQ)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 KeyQuery = Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+# An id inside a request body (a list of ids, say): the same 32-bit bound.
+BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def _strip_nul(value: Any) -> Any:

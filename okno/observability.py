@@ -1,7 +1,9 @@
 """Structured JSON logs and Prometheus metrics.
 
 Logs never carry message text or personal data at info level: events name ids, kinds,
-codes and durations only, so they can go to a SIEM as they are.
+codes and durations only, so they can go to a SIEM as they are. As a second line of
+defence every string that reaches a log line is passed through the personal-data masker
+(``mask_personal_data``, ``MaskPersonalData``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from okno.security import masking, redact
 from okno.settings import Settings
 
 _configured = False
@@ -29,6 +32,8 @@ def configure_logging(settings: Settings) -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        redact.redact_secrets,  # credentials out: tokens, passwords, bot tokens in URLs
+        mask_personal_data,  # last before rendering: tracebacks are text by now
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
@@ -46,10 +51,48 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(
             logging.Formatter('{"level":"%(levelname)s","logger":"%(name)s","event":"%(message)s"}')
         )
+        handler.addFilter(redact.RedactSecrets())
+        handler.addFilter(MaskPersonalData())
         root = logging.getLogger()
         root.handlers[:] = [handler]
+        # uvicorn's loggers keep their own handlers (set after this runs): filter at the
+        # loggers, where uvicorn's logging config leaves filters in place
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            logging.getLogger(name).addFilter(redact.RedactSecrets())
+            logging.getLogger(name).addFilter(MaskPersonalData())
         root.setLevel(logging.WARNING)
         _configured = True
+
+
+def mask_personal_data(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: every string in the event (nested ones, the formatted
+    traceback) with card, phone, passport, INN, SNILS, account numbers and e-mails masked.
+
+    okno's own log lines name ids, never texts; this is the second line of defence for
+    what slips through: an exception quoting its input, a library's message, a future
+    log call that passes a text by mistake.
+    """
+    return {key: masking.value(value) for key, value in event_dict.items()}
+
+
+class MaskPersonalData(logging.Filter):
+    """The same for stdlib logging records (libraries, uvicorn): the message with its
+    arguments applied, and the traceback, masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        record.msg = masking.text(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = masking.text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = masking.text(record.stack_info)
+        return True
 
 
 class Metrics:

@@ -82,7 +82,149 @@ class Settings(BaseSettings):
         default=30,
         ge=1,
         description="A staff browser session ends after this many minutes without a request "
-        "(it is also never longer than OKNO_ACCESS_TOKEN_MINUTES).",
+        "(it is also never longer than OKNO_SESSION_MAX_MINUTES).",
+    )
+    session_max_minutes: int = Field(
+        default=12 * 60,
+        ge=1,
+        description="A staff browser session ends this many minutes after sign-in however "
+        "busy it is (absolute lifetime); the operator signs in again.",
+    )
+    password_min_length: int = Field(
+        default=10, ge=8, le=128, description="Shortest password accepted for staff accounts."
+    )
+    password_min_classes: int = Field(
+        default=2,
+        ge=1,
+        le=3,
+        description="Kinds of characters a password must mix (letters, digits, other "
+        "symbols). Passwords on the shipped list of common ones, or containing the login, "
+        "are always refused.",
+    )
+    lockout_attempts: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        description="Failed sign-ins in a row that lock an account. 0 turns lockout off.",
+    )
+    lockout_minutes: int = Field(
+        default=15,
+        ge=0,
+        description="How long a locked account stays locked. 0: until an admin unlocks it.",
+    )
+    totp_issuer: str = Field(
+        default="okno",
+        description="Name shown in the authenticator app next to the login (TOTP second "
+        "factor).",
+    )
+    signin_ip_allowlist: str = Field(
+        default="",
+        description="Comma-separated addresses or networks (CIDR: 10.0.0.0/8) staff may sign "
+        "in from, in addition to the list admins keep in okno. Both empty: anywhere. The "
+        "client address is the one OKNO_TRUSTED_PROXIES vouch for.",
+    )
+    signin_per_ip_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="Sign-in attempts allowed from one address per minute (429 after). "
+        "Raise it when a large contact centre signs in through one NAT address. 0: no limit.",
+    )
+    signin_per_login_per_minute: int = Field(
+        default=10,
+        ge=0,
+        description="Sign-in attempts allowed for one login per minute, whether or not the "
+        "login exists (429 after). 0: no limit.",
+    )
+    widget_sessions_per_ip_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="New widget sessions one address may open per minute (429 after). 0: no "
+        "limit.",
+    )
+    widget_messages_per_minute: int = Field(
+        default=30,
+        ge=0,
+        description="Messages one widget session may send per minute (429 after). 0: no limit.",
+    )
+    ldap_url: str = Field(
+        default="",
+        description="LDAP or Active Directory server for directory sign-in: "
+        "`ldap://dc1.bank.local:389` or `ldaps://...`. Empty: directory sign-in is off.",
+    )
+    ldap_start_tls: bool = Field(
+        default=False, description="Upgrade an `ldap://` connection with StartTLS."
+    )
+    ldap_bind_dn: str = Field(
+        default="",
+        description="Service account that looks users up (`cn=okno,ou=services,dc=bank,"
+        "dc=local`). Empty: anonymous search.",
+    )
+    ldap_bind_password: str = Field(
+        default="", description="Password of the LDAP service account (never logged)."
+    )
+    ldap_user_base: str = Field(
+        default="", description="Where users are searched (`ou=people,dc=bank,dc=local`)."
+    )
+    ldap_user_filter: str = Field(
+        default="(uid={login})",
+        description="Filter that finds the user; `{login}` is the escaped login. Active "
+        "Directory: `(sAMAccountName={login})`.",
+    )
+    ldap_group_base: str = Field(
+        default="",
+        description="Where groups are searched. Empty: the user's `memberOf` attribute is used.",
+    )
+    ldap_group_filter: str = Field(
+        default="(|(member={dn})(uniqueMember={dn}))",
+        description="Filter for the user's groups under OKNO_LDAP_GROUP_BASE; `{dn}` is the "
+        "user's DN.",
+    )
+    ldap_role_groups: dict[str, str] = Field(
+        default={},
+        description='Group DN → okno role, as JSON: `{"cn=okno-admins,ou=groups,dc=bank,'
+        'dc=local": "admin"}`. A directory user in none of these groups cannot sign in; in '
+        "several, the strongest role wins. The role is refreshed at every sign-in.",
+    )
+    ldap_team_groups: dict[str, str] = Field(
+        default={},
+        description="Group DN → okno team name, as JSON; the team is created if new.",
+    )
+    ldap_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="How long an LDAP call may take."
+    )
+    oidc_issuer: str = Field(
+        default="",
+        description="OpenID Connect provider (Keycloak realm URL: `https://sso.bank.local/"
+        "realms/staff`); its `/.well-known/openid-configuration` is read. Empty: off.",
+    )
+    oidc_client_id: str = Field(default="", description="okno's client id at the provider.")
+    oidc_client_secret: str = Field(
+        default="",
+        description="okno's client secret (confidential client; never logged). Empty: a "
+        "public client using PKCE only.",
+    )
+    oidc_scopes: str = Field(
+        default="openid profile email", description="Scopes asked for at sign-in."
+    )
+    oidc_login_claim: str = Field(
+        default="preferred_username", description="ID-token claim used as the okno login."
+    )
+    oidc_role_claim: str = Field(
+        default="roles",
+        description="ID-token claim holding the user's roles or groups; a dotted path reaches "
+        "inside (Keycloak: `realm_access.roles`).",
+    )
+    oidc_role_map: dict[str, str] = Field(
+        default={},
+        description='Claim value → okno role, as JSON: `{"okno-admin": "admin"}`. A user '
+        "with none of these values cannot sign in; with several, the strongest role wins.",
+    )
+    oidc_team_claim: str = Field(
+        default="",
+        description="ID-token claim naming the user's team (created if new). Empty: no team.",
+    )
+    oidc_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="How long a call to the provider may take."
     )
     routing_grace_seconds: int = Field(
         default=120,
@@ -149,6 +291,43 @@ class Settings(BaseSettings):
         description="How long a self-service call may take before the bot apologises and "
         "hands the dialog to a person.",
     )
+    verification_url: str = Field(
+        default="",
+        description="Base URL of the bank's customer-verification service: okno POSTs "
+        "`<url>/send-code` (send a one-time code) and `<url>/check` (is this secret word or "
+        "code right?). Empty: operators cannot verify customers, so nobody may unmask "
+        "personal data.",
+    )
+    verification_token: str = Field(
+        default="",
+        description="Bearer token okno sends to the verification service (never logged).",
+    )
+    verification_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How long one call to the verification service may take before the "
+        "verification counts as failed.",
+    )
+    verification_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description="How long a dialog stays verified after the customer passed the check.",
+    )
+    verification_attempts: int = Field(
+        default=3, ge=1, le=10, description="Wrong answers allowed before a verification fails."
+    )
+    click_to_call_url: str = Field(
+        default="",
+        description="The bank PBX gateway's click-to-call URL: the «Позвонить» button makes "
+        "okno POST the customer's id (and the number okno knows) there; the number is never "
+        "sent to the operator's browser. Empty: no call button.",
+    )
+    click_to_call_token: str = Field(
+        default="",
+        description="Bearer token okno sends to the click-to-call gateway (never logged).",
+    )
     widget_session_days: int = Field(
         default=30, ge=1, description="Lifetime of a widget session token (customer side)."
     )
@@ -157,6 +336,25 @@ class Settings(BaseSettings):
     )
     max_attachment_mb: float = Field(
         default=10, gt=0, description="Largest attachment accepted, in megabytes."
+    )
+    attachment_type_limits_mb: dict[str, float] = Field(
+        default={},
+        description="Size limits in megabytes for some attachment types instead of "
+        'OKNO_MAX_ATTACHMENT_MB, as JSON: `{"image/*": 5, "video/mp4": 50}` (a type, or a '
+        "family such as `image/*`; the type is the one found in the file's content).",
+    )
+    clamd_address: str = Field(
+        default="",
+        description="ClamAV daemon (clamd) that scans every attachment: `host:port` (its "
+        "TCPSocket) or `unix:/run/clamav/clamd.ctl`. Empty: files are not scanned. Set "
+        "clamd's StreamMaxLength at least as large as the largest attachment.",
+    )
+    clamd_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="How long one scan may take; clamd not answering in time counts as "
+        "down: customers' files are held until a retry scans them, staff uploads are refused.",
     )
     autoclose_after_minutes: int = Field(
         default=60,
@@ -181,6 +379,42 @@ class Settings(BaseSettings):
         default="127.0.0.1",
         description="Comma-separated proxy addresses whose X-Forwarded-* headers are trusted.",
     )
+    audit_ship_file: str = Field(
+        default="",
+        description="Append every audit-log entry, as one JSON line, to this file (for a SIEM "
+        "agent to collect). Empty: off.",
+    )
+    audit_syslog: str = Field(
+        default="",
+        description="Send every audit-log entry to a syslog collector as RFC 5424 (facility "
+        "13, log audit): `udp://host:514` or `tcp://host:601` (octet-counted framing). "
+        "Empty: off.",
+    )
+    retention_messages_days: int = Field(
+        default=0,
+        ge=0,
+        description="Message text of dialogs closed longer ago than this is erased (and the "
+        "customer's name and contacts once nothing of theirs is left). 0: kept for ever.",
+    )
+    retention_attachments_days: int = Field(
+        default=0,
+        ge=0,
+        description="Attachment files of dialogs closed longer ago than this are deleted from "
+        "disk (the row stays, marked as removed). 0: kept for ever.",
+    )
+    retention_recordings_days: int = Field(
+        default=0,
+        ge=0,
+        description="Call recordings older than this are deleted. okno stores no recordings "
+        "yet; the period applies once it does. 0: kept for ever.",
+    )
+    retention_audit_days: int = Field(
+        default=0,
+        ge=0,
+        description="Audit-log entries older than this are deleted, but only once every "
+        "configured SIEM target (OKNO_AUDIT_SHIP_FILE, OKNO_AUDIT_SYSLOG) has received them; "
+        "the chain stays verifiable from a kept checkpoint. 0: kept for ever.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -204,6 +438,49 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters (use a random string)")
         return value
 
+    @field_validator("attachment_type_limits_mb")
+    @classmethod
+    def _check_type_limits(cls, value: dict[str, float]) -> dict[str, float]:
+        from okno.conversations.attachments import ALLOWED, FAMILIES
+
+        for name, megabytes in value.items():
+            if name not in ALLOWED and name not in FAMILIES:
+                known = ", ".join(sorted(ALLOWED) + sorted(FAMILIES))
+                raise ValueError(f"unknown type {name!r}; use one of {known}")
+            if not megabytes > 0:
+                raise ValueError(f"the limit for {name} must be more than 0 MB")
+        return value
+
+    @field_validator("clamd_address")
+    @classmethod
+    def _check_clamd(cls, value: str) -> str:
+        if value:
+            from okno.conversations.clamd import parse_address
+
+            parse_address(value)
+        return value.strip()
+
+    @field_validator("signin_ip_allowlist")
+    @classmethod
+    def _check_allowlist(cls, value: str) -> str:
+        from okno.security.ip_allowlist import parse_networks
+
+        parse_networks(value.split(","))
+        return value.strip()
+
+    @field_validator("ldap_role_groups", "oidc_role_map")
+    @classmethod
+    def _check_role_map(cls, value: dict[str, str]) -> dict[str, str]:
+        from okno.security.permissions import INTERACTIVE_ROLES
+
+        for key, role in value.items():
+            if role not in INTERACTIVE_ROLES:
+                raise ValueError(
+                    f"{key!r} maps to unknown role {role!r}; use one of "
+                    + ", ".join(INTERACTIVE_ROLES)
+                )
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str) -> str:
@@ -217,6 +494,19 @@ class Settings(BaseSettings):
         if value.upper() not in {"NORMAL", "FULL", "EXTRA"}:
             raise ValueError("must be NORMAL, FULL or EXTRA")
         return value.upper()
+
+    @field_validator("audit_syslog")
+    @classmethod
+    def _check_syslog(cls, value: str) -> str:
+        if not value:
+            return value
+        scheme, _, rest = value.partition("://")
+        host, _, port = rest.rpartition(":")
+        if scheme not in ("udp", "tcp") or not host or not port.isdigit():
+            raise ValueError("use udp://host:514 or tcp://host:601")
+        if not 1 <= int(port) <= 65535:
+            raise ValueError("the port must be 1–65535")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -241,6 +531,16 @@ class Settings(BaseSettings):
     @property
     def max_attachment_bytes(self) -> int:
         return int(self.max_attachment_mb * 1024 * 1024)
+
+    @property
+    def attachment_type_limits(self) -> dict[str, int]:
+        """OKNO_ATTACHMENT_TYPE_LIMITS_MB in bytes."""
+        return {k: int(v * 1024 * 1024) for k, v in self.attachment_type_limits_mb.items()}
+
+    @property
+    def largest_attachment_bytes(self) -> int:
+        """The most any upload may be: what request bodies and reads are sized by."""
+        return max([self.max_attachment_bytes, *self.attachment_type_limits.values()])
 
     def signing_key(self) -> str:
         """The token-signing key; created in the data directory on first use."""

@@ -77,6 +77,16 @@ def require_dovecot() -> str:
     raise AssertionError("unreachable")
 
 
+def require_slapd() -> tuple[str, str]:
+    """Debian's OpenLDAP server and ``ldapadd``, which the directory sign-in tests start
+    on loopback with a database in a temporary folder: (slapd, ldapadd)."""
+    slapd = shutil.which("slapd") or ("/usr/sbin/slapd" if os.path.exists("/usr/sbin/slapd") else "")
+    ldapadd = shutil.which("ldapadd") or ""
+    if not slapd or not ldapadd:
+        _missing("OpenLDAP is not installed (apt-get install slapd ldap-utils)")
+    return slapd, ldapadd
+
+
 def run_in_thread(fn: Callable[[], Any]) -> Any:
     """Run an async function to completion on a fresh loop in another thread (usable from
     inside a running event loop, e.g. an async test's fixture)."""

@@ -25,12 +25,13 @@ from okno.analytics.schemas import BoardOut, ChannelRow, OperatorRow, QueueRow, 
 from okno.channels import service as channels
 from okno.conversations import service as conversations
 from okno.db.base import utcnow
-from okno.errors import Forbidden
 from okno.operators import presence
 from okno.operators import service as operators
 from okno.operators.models import User
+from okno.security import permissions
 
-SUPERVISING = ("supervisor", "admin")
+# whose load the board shows: those routing gives dialogs to
+RECEIVING = permissions.roles_with("conversations.receive")
 K = TypeVar("K")
 
 
@@ -70,8 +71,8 @@ def _tally(
 
 
 def sees_everything(viewer: User) -> bool:
-    """Admins and team-less supervisors watch every team; others only their own."""
-    return viewer.role == "admin" or (viewer.role == "supervisor" and viewer.team_id is None)
+    """Admins, team-less supervisors and auditors watch every team; others their own."""
+    return permissions.sees_all_staff(viewer)
 
 
 async def board(session: AsyncSession, *, viewer: User) -> BoardOut:
@@ -81,8 +82,7 @@ async def board(session: AsyncSession, *, viewer: User) -> BoardOut:
     those not yet given a team, and their own) and their team's staff; admins and team-less
     supervisors see everything.
     """
-    if viewer.role not in SUPERVISING:
-        raise Forbidden("the live board is for supervisors and admins", code="forbidden_role")
+    permissions.check(viewer, "reports.read", "see the live board")
     now = utcnow()
     groups = await conversations.open_dialog_groups(session, viewer=viewer)
     staff = await presence.list_presence(session, viewer=viewer)
@@ -141,7 +141,7 @@ async def board(session: AsyncSession, *, viewer: User) -> BoardOut:
     total = _Tally()
     for group in groups:
         total.add(group)
-    serving = [s for s in staff if s.role == "operator"]
+    serving = [s for s in staff if s.role in RECEIVING]
     return BoardOut(
         generated_at=now,
         queues=queues,

@@ -38,8 +38,7 @@ from okno.bot.admin_schemas import (
     VersionSummary,
 )
 from okno.bot.models import Article
-from okno.errors import Forbidden
-from okno.http import CurrentUser, State, write
+from okno.http import State, require, write
 from okno.inputs import MAX_ID
 from okno.operators.models import User
 from okno.replies import service as replies
@@ -53,18 +52,8 @@ ArticlePath = Annotated[
 CandidatePath = Annotated[str, Path(min_length=40, max_length=40, pattern=r"^[0-9a-f]{40}$")]
 Days = Annotated[int, Query(ge=1, le=365)]
 THRESHOLD_SETTING = "OKNO_BOT_ANSWER_THRESHOLD"
-
-
-def _may_read(user: User) -> None:
-    if user.role not in ("supervisor", "admin"):
-        log.warning("access.denied", user_id=user.id, resource="bot_admin")
-        raise Forbidden("not allowed for your role", code="forbidden_role")
-
-
-def _may_change(user: User) -> None:
-    if user.role != "admin":
-        log.warning("access.denied", user_id=user.id, resource="bot_admin_change")
-        raise Forbidden("only admins change the bot's content", code="forbidden_role")
+BotReader = Annotated[User, require("bot.read")]
+BotManager = Annotated[User, require("bot.manage")]
 
 
 def _person(user_id: int | None, names: dict[int, str]) -> Person | None:
@@ -99,7 +88,7 @@ async def _full(session: AsyncSession, a: Article) -> ArticleOut:
 
 @router.get("/kb/articles", response_model=ArticleList)
 async def list_articles(
-    user: CurrentUser,
+    user: BotReader,
     state: State,
     q: Annotated[str, Query(max_length=200)] = "",
     topic: Annotated[str | None, Query(max_length=100)] = None,
@@ -109,7 +98,6 @@ async def list_articles(
 ) -> ArticleList:
     """Articles, most recently changed first; ``q`` searches id, title, questions, answer,
     topic and tags; ``status`` active (default), inactive or all."""
-    _may_read(user)
     active = {"active": True, "inactive": False, "all": None}[status]
     async with state.db.read() as session:
         page = await articles.list_articles(
@@ -141,9 +129,8 @@ async def list_articles(
 
 
 @router.post("/kb/articles", response_model=ArticleOut, status_code=201)
-async def create_article(body: ArticleCreate, user: CurrentUser, state: State) -> ArticleOut:
+async def create_article(body: ArticleCreate, user: BotManager, state: State) -> ArticleOut:
     """A new article; 409 ``article_exists`` when the id is taken (an inactive one too)."""
-    _may_change(user)
 
     async def run(session: AsyncSession) -> ArticleOut:
         raw = {**body.raw(), "id": body.id}
@@ -156,19 +143,17 @@ async def create_article(body: ArticleCreate, user: CurrentUser, state: State) -
 
 
 @router.get("/kb/articles/{article_id}", response_model=ArticleOut)
-async def get_article(article_id: ArticlePath, user: CurrentUser, state: State) -> ArticleOut:
-    _may_read(user)
+async def get_article(article_id: ArticlePath, user: BotReader, state: State) -> ArticleOut:
     async with state.db.read() as session:
         return await _full(session, await articles.access_article(session, article_id))
 
 
 @router.put("/kb/articles/{article_id}", response_model=ArticleOut)
 async def update_article(
-    article_id: ArticlePath, body: ArticleUpdate, user: CurrentUser, state: State
+    article_id: ArticlePath, body: ArticleUpdate, user: BotManager, state: State
 ) -> ArticleOut:
     """Save the article over the ``version`` you edited; 409 ``article_changed`` (with
     ``current_version``) when someone saved a newer one meanwhile."""
-    _may_change(user)
 
     async def run(session: AsyncSession) -> ArticleOut:
         article = await articles.update_article(
@@ -185,8 +170,6 @@ async def update_article(
 async def _set_active(
     state: State, user: User, article_id: str, body: VersionRef, *, active: bool
 ) -> ArticleOut:
-    _may_change(user)
-
     async def run(session: AsyncSession) -> ArticleOut:
         article = await articles.set_active(
             session, article_id, active=active, version=body.version, actor_id=user.id
@@ -201,7 +184,7 @@ async def _set_active(
 
 @router.post("/kb/articles/{article_id}/deactivate", response_model=ArticleOut)
 async def deactivate_article(
-    article_id: ArticlePath, body: VersionRef, user: CurrentUser, state: State
+    article_id: ArticlePath, body: VersionRef, user: BotManager, state: State
 ) -> ArticleOut:
     """Stop suggesting and answering with it; nothing is deleted, the history stays."""
     return await _set_active(state, user, article_id, body, active=False)
@@ -209,16 +192,15 @@ async def deactivate_article(
 
 @router.post("/kb/articles/{article_id}/activate", response_model=ArticleOut)
 async def activate_article(
-    article_id: ArticlePath, body: VersionRef, user: CurrentUser, state: State
+    article_id: ArticlePath, body: VersionRef, user: BotManager, state: State
 ) -> ArticleOut:
     return await _set_active(state, user, article_id, body, active=True)
 
 
 @router.get("/kb/articles/{article_id}/history", response_model=HistoryOut)
-async def article_history(article_id: ArticlePath, user: CurrentUser, state: State) -> HistoryOut:
+async def article_history(article_id: ArticlePath, user: BotReader, state: State) -> HistoryOut:
     """Every saved version, newest first: who, when, from the editor or an import, and
     which fields changed against the version before."""
-    _may_read(user)
     async with state.db.read() as session:
         article = await articles.access_article(session, article_id)
         versions = await articles.history(session, article)
@@ -244,11 +226,10 @@ async def article_history(article_id: ArticlePath, user: CurrentUser, state: Sta
 async def article_version(
     article_id: ArticlePath,
     version: Annotated[int, Path(ge=1, le=MAX_ID)],
-    user: CurrentUser,
+    user: BotReader,
     state: State,
 ) -> VersionOut:
     """One version's content (what the diff compares)."""
-    _may_read(user)
     async with state.db.read() as session:
         article = await articles.access_article(session, article_id)
         row = await articles.access_version(session, article, version)
@@ -268,11 +249,10 @@ async def article_version(
 
 @router.post("/kb/articles/{article_id}/restore", response_model=ArticleOut)
 async def restore_article(
-    article_id: ArticlePath, body: RestoreRequest, user: CurrentUser, state: State
+    article_id: ArticlePath, body: RestoreRequest, user: BotManager, state: State
 ) -> ArticleOut:
     """Make version ``restore`` current again, as a new version (``version``: the one you
     saw, as for a save)."""
-    _may_change(user)
 
     async def run(session: AsyncSession) -> ArticleOut:
         article = await articles.restore_version(
@@ -290,10 +270,9 @@ async def restore_article(
 
 
 @router.get("/bot/unanswered", response_model=UnansweredOut)
-async def unanswered(user: CurrentUser, state: State, days: Days = 30) -> UnansweredOut:
+async def unanswered(user: BotReader, state: State, days: Days = 30) -> UnansweredOut:
     """Questions the bot handed off for want of an article, not yet reviewed, grouped by
     meaning: biggest groups first."""
-    _may_read(user)
     async with state.db.read() as session:
         retriever = await state.kb.current(session)
         groups = await learning.unanswered(session, normalizer=retriever.normalizer, days=days)
@@ -314,9 +293,8 @@ async def unanswered(user: CurrentUser, state: State, days: Days = 30) -> Unansw
 
 
 @router.post("/bot/unanswered/review", response_model=ReviewResult)
-async def review_unanswered(body: ReviewRequest, user: CurrentUser, state: State) -> ReviewResult:
+async def review_unanswered(body: ReviewRequest, user: BotManager, state: State) -> ReviewResult:
     """Take a group's questions off the list: dismissed, or answered by a new article."""
-    _may_change(user)
 
     async def run(session: AsyncSession) -> int:
         return await learning.mark_reviewed(
@@ -332,14 +310,13 @@ async def review_unanswered(body: ReviewRequest, user: CurrentUser, state: State
 
 @router.get("/bot/template-candidates", response_model=TemplateCandidatesOut)
 async def template_candidates(
-    user: CurrentUser,
+    user: BotReader,
     state: State,
     days: Days = 30,
     min_dialogs: Annotated[int, Query(ge=2, le=1000)] = 3,
 ) -> TemplateCandidatesOut:
     """Operator answers repeated in at least ``min_dialogs`` dialogs over ``days`` that are
     not saved replies yet (personal data never offered)."""
-    _may_read(user)
     async with state.db.read() as session:
         found = await learning.template_candidates(session, days=days, min_dialogs=min_dialogs)
     return TemplateCandidatesOut(
@@ -351,11 +328,10 @@ async def template_candidates(
 
 @router.post("/bot/template-candidates/{key}/accept", response_model=AcceptedOut, status_code=201)
 async def accept_candidate(
-    key: CandidatePath, body: AcceptCandidate, user: CurrentUser, state: State
+    key: CandidatePath, body: AcceptCandidate, user: BotManager, state: State
 ) -> AcceptedOut:
     """Save the answer (as the admin edited it) as a shared or team saved reply; it is not
     offered again."""
-    _may_change(user)
 
     async def run(session: AsyncSession) -> AcceptedOut:
         reply = await replies.create(
@@ -374,9 +350,8 @@ async def accept_candidate(
 
 
 @router.post("/bot/template-candidates/{key}/dismiss", status_code=204)
-async def dismiss_candidate(key: CandidatePath, user: CurrentUser, state: State) -> Response:
+async def dismiss_candidate(key: CandidatePath, user: BotManager, state: State) -> Response:
     """Do not offer this answer again."""
-    _may_change(user)
 
     async def run(session: AsyncSession) -> None:
         await learning.forget_candidate(session, key=key, actor_id=user.id)
@@ -389,11 +364,10 @@ async def dismiss_candidate(key: CandidatePath, user: CurrentUser, state: State)
 
 
 @router.get("/bot/threshold", response_model=ThresholdOut)
-async def threshold_trade_off(user: CurrentUser, state: State, days: Days = 30) -> ThresholdOut:
+async def threshold_trade_off(user: BotReader, state: State, days: Days = 30) -> ThresholdOut:
     """The answer threshold in force and, replayed over the last ``days`` of bot turns,
     the share answered and handed off at each threshold 0.05…0.95. The setting is an
     environment variable (``OKNO_BOT_ANSWER_THRESHOLD``), read-only here."""
-    _may_read(user)
     current = state.settings.bot_answer_threshold
     async with state.db.read() as session:
         total, rows = await threshold.trade_offs(session, current=current, days=days)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from okno.inputs import MAX_ID, Input
+from okno.inputs import MAX_ID, BodyId, Input
 
 ArticleKey = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -117,7 +117,7 @@ class UnansweredOut(BaseModel):
 
 
 class ReviewRequest(Input):
-    turn_ids: list[int] = Field(min_length=1, max_length=5000)
+    turn_ids: list[BodyId] = Field(min_length=1, max_length=5000)
     action: Literal["dismissed", "article"]
     article_id: str | None = Field(default=None, max_length=100)
 

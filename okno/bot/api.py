@@ -5,37 +5,47 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.bot import service, turns
 from okno.bot.schemas import AskRequest, AskResponse, ImportResult, Suggestion, SuggestResponse
 from okno.bot.uploads import yaml_body
 from okno.channels.widget import service as widget
-from okno.errors import Forbidden, OknoError
-from okno.http import CurrentUser, State, current_user, write
+from okno.errors import OknoError
+from okno.http import State, current_user, require, write
+from okno.operators.api_tokens import is_api_token
+from okno.operators.models import User
 from okno.operators.service import user_from_token
+from okno.security import permissions
 
 log = structlog.get_logger("okno.bot")
 router = APIRouter(prefix="/api/v1", tags=["bot"])
+BotReader = Annotated[User, require("bot.read")]
+BotManager = Annotated[User, require("bot.manage")]
 
 
 async def _channel_of_caller(request: Request, state: State) -> str | None:
-    """A widget visitor (their channel decides which articles may be shown) or staff
-    (every article); anyone else is refused."""
+    """A widget visitor (their channel decides which articles may be shown) or staff and
+    integrations holding ``bot.ask`` (every article); anyone else is refused."""
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    if token:
+    if token and not is_api_token(token):
         try:
             session = widget.verify_session(state.signing_key, token)
         except OknoError:
             async with state.db.read() as db:
-                await user_from_token(db, key=state.signing_key, token=token)
-            return None
-        channel = await _channel_kind(state, session.channel_id)
-        return channel
-    await current_user(request, state)
+                user = await user_from_token(db, key=state.signing_key, token=token)
+        else:
+            return await _channel_kind(state, session.channel_id)
+    else:
+        user = await current_user(request, state)
+    permissions.check(user, "bot.ask")
     return None
+
+
+# A dependency, so a caller who may not ask is refused before the body is validated.
+CallerChannel = Annotated[str | None, Depends(_channel_of_caller)]
 
 
 async def _channel_kind(state: State, channel_id: int) -> str | None:
@@ -51,10 +61,10 @@ def _suggestions(hits: list[Any]) -> list[Suggestion]:
 
 
 @router.post("/bot/ask", response_model=AskResponse)
-async def ask(body: AskRequest, request: Request, state: State) -> AskResponse:
+@permissions.declare("bot.ask")
+async def ask(body: AskRequest, channel: CallerChannel, state: State) -> AskResponse:
     """Answer from the knowledge base when confident, else hand off with the likely topic.
-    A widget session token or a staff credential."""
-    channel = await _channel_of_caller(request, state)
+    A widget session token or a staff credential (``bot.ask``)."""
     async with state.db.read() as session:
         retriever = await state.kb.current(session)
     d = service.decide(
@@ -82,14 +92,14 @@ async def ask(body: AskRequest, request: Request, state: State) -> AskResponse:
 
 
 @router.get("/bot/suggest", response_model=SuggestResponse)
+@permissions.declare("bot.ask")
 async def suggest(
-    request: Request,
+    channel: CallerChannel,
     state: State,
     q: Annotated[str, Query(max_length=500)] = "",
     limit: Annotated[int, Query(ge=1, le=10)] = 5,
 ) -> SuggestResponse:
     """Likely questions for what the customer has typed so far (after 3 letters)."""
-    channel = await _channel_of_caller(request, state)
     if len(q.strip()) < 3:
         return SuggestResponse(suggestions=[])
     retriever = state.kb.recent()
@@ -101,11 +111,9 @@ async def suggest(
 
 
 @router.post("/kb/import", response_model=ImportResult)
-async def import_kb(request: Request, user: CurrentUser, state: State) -> ImportResult:
+async def import_kb(request: Request, user: BotManager, state: State) -> ImportResult:
     """Create or update articles from a YAML or JSON body (the format in DESIGN.md); all or
     nothing: a bad article is named by position and id and nothing is stored."""
-    if user.role != "admin":
-        raise Forbidden("only admins change the knowledge base", code="forbidden_role")
     data = await yaml_body(request, code="bad_kb_file")
 
     async def run(session: AsyncSession) -> service.ImportReport:
@@ -118,9 +126,7 @@ async def import_kb(request: Request, user: CurrentUser, state: State) -> Import
 
 
 @router.get("/kb/export")
-async def export_kb(user: CurrentUser, state: State) -> dict[str, Any]:
+async def export_kb(user: BotReader, state: State) -> dict[str, Any]:
     """Every active article in the import format."""
-    if user.role not in ("admin", "supervisor"):
-        raise Forbidden("not allowed for your role", code="forbidden_role")
     async with state.db.read() as session:
         return await service.export_articles(session)

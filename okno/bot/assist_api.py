@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import structlog
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,11 +13,14 @@ from okno.bot import assist
 from okno.bot.models import ReplySuggestion
 from okno.bot.schemas import ReplySuggestionOut, ReplySuggestionsOut
 from okno.errors import Forbidden
-from okno.http import CurrentUser, State, write
+from okno.http import State, require, write
 from okno.inputs import IdPath
+from okno.operators.models import User
 
 log = structlog.get_logger("okno.bot")
 router = APIRouter(prefix="/api/v1", tags=["reply suggestions"])
+DialogReader = Annotated[User, require("conversations.read_team")]
+Replier = Annotated[User, require("conversations.reply")]
 
 
 def suggestion_out(row: ReplySuggestion) -> ReplySuggestionOut:
@@ -48,7 +53,7 @@ def _shaped(found: assist.Suggestions) -> ReplySuggestionsOut:
     "/conversations/{conversation_id}/reply-suggestions", response_model=ReplySuggestionsOut
 )
 async def reply_suggestions(
-    conversation_id: IdPath, user: CurrentUser, state: State
+    conversation_id: IdPath, user: DialogReader, state: State
 ) -> ReplySuggestionsOut:
     """Up to three replies to the dialog's newest customer message, best first: from the
     knowledge base and from colleagues' earlier answers to similar questions. Worked out on
@@ -86,7 +91,7 @@ async def reply_suggestions(
 
 
 @router.post("/reply-suggestions/{suggestion_id}/reject", response_model=ReplySuggestionOut)
-async def reject(suggestion_id: IdPath, user: CurrentUser, state: State) -> ReplySuggestionOut:
+async def reject(suggestion_id: IdPath, user: Replier, state: State) -> ReplySuggestionOut:
     """The operator turned the suggestion down (the × on it); 409 once decided."""
 
     async def run(session: AsyncSession) -> ReplySuggestionOut:

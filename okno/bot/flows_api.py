@@ -17,23 +17,16 @@ from okno.bot import articles, flows, places
 from okno.bot.models import Flow, FlowVersion, Place
 from okno.bot.service import yaml_problem
 from okno.bot.uploads import text_body, yaml_body
-from okno.errors import BadRequest, Forbidden, NotFound
-from okno.http import CurrentUser, State, write
+from okno.errors import BadRequest, NotFound
+from okno.http import State, require, write
 from okno.inputs import Input
 from okno.operators.models import User
 
 log = structlog.get_logger("okno.bot")
 router = APIRouter(prefix="/api/v1/bot", tags=["bot flows"])
-
-
-def _admin(user: User) -> None:
-    if user.role != "admin":
-        raise Forbidden("only admins change the bot's flows and directory", code="forbidden_role")
-
-
-def _reader(user: User) -> None:
-    if user.role not in ("admin", "supervisor"):
-        raise Forbidden("not allowed for your role", code="forbidden_role")
+BotReader = Annotated[User, require("bot.read")]
+BotManager = Annotated[User, require("bot.manage")]
+Asker = Annotated[User, require("bot.ask")]  # staff and integrators look up branches
 
 
 class FlowOut(BaseModel):
@@ -126,9 +119,8 @@ def _out(flow: Flow, names: dict[int, str]) -> FlowOut:
 
 
 @router.get("/flows", response_model=FlowsOut)
-async def list_flows(user: CurrentUser, state: State) -> FlowsOut:
+async def list_flows(user: BotReader, state: State) -> FlowsOut:
     """Every flow, the switched-off ones too (they keep their history)."""
-    _reader(user)
     async with state.db.read() as session:
         rows = (await session.scalars(select(Flow).order_by(Flow.title))).all()
         names = await articles.names(session, {f.updated_by for f in rows if f.updated_by})
@@ -136,9 +128,8 @@ async def list_flows(user: CurrentUser, state: State) -> FlowsOut:
 
 
 @router.get("/flows/export")
-async def export_flows(user: CurrentUser, state: State) -> dict[str, Any]:
+async def export_flows(user: BotReader, state: State) -> dict[str, Any]:
     """Every active flow in the import format."""
-    _reader(user)
     async with state.db.read() as session:
         return await flows.export_flows(session)
 
@@ -151,8 +142,7 @@ async def _get(session: AsyncSession, flow_id: str) -> Flow:
 
 
 @router.get("/flows/{flow_id}", response_model=FlowOut)
-async def get_flow(flow_id: str, user: CurrentUser, state: State) -> FlowOut:
-    _reader(user)
+async def get_flow(flow_id: str, user: BotReader, state: State) -> FlowOut:
     async with state.db.read() as session:
         flow = await _get(session, flow_id)
         return _out(
@@ -161,10 +151,9 @@ async def get_flow(flow_id: str, user: CurrentUser, state: State) -> FlowOut:
 
 
 @router.put("/flows/{flow_id}", response_model=FlowOut)
-async def save_flow(flow_id: str, body: FlowSave, user: CurrentUser, state: State) -> FlowOut:
+async def save_flow(flow_id: str, body: FlowSave, user: BotManager, state: State) -> FlowOut:
     """Create or change a flow (the editor's save). Checked like an import; a problem names
     the step it is in."""
-    _admin(user)
     if (body.flow is None) == (body.yaml is None):
         raise BadRequest("send either flow or yaml", code="bad_flow")
     given: Any = body.flow
@@ -194,9 +183,8 @@ async def save_flow(flow_id: str, body: FlowSave, user: CurrentUser, state: Stat
 
 
 @router.delete("/flows/{flow_id}", status_code=204)
-async def switch_off_flow(flow_id: str, user: CurrentUser, state: State) -> None:
+async def switch_off_flow(flow_id: str, user: BotManager, state: State) -> None:
     """Switch a flow off (never deleted: its history and past dialogs keep their meaning)."""
-    _admin(user)
 
     async def run(session: AsyncSession) -> None:
         flow = await _get(session, flow_id)
@@ -207,8 +195,7 @@ async def switch_off_flow(flow_id: str, user: CurrentUser, state: State) -> None
 
 
 @router.get("/flows/{flow_id}/history", response_model=FlowHistoryOut)
-async def flow_history(flow_id: str, user: CurrentUser, state: State) -> FlowHistoryOut:
-    _reader(user)
+async def flow_history(flow_id: str, user: BotReader, state: State) -> FlowHistoryOut:
     async with state.db.read() as session:
         flow = await _get(session, flow_id)
         rows = (
@@ -234,9 +221,8 @@ async def flow_history(flow_id: str, user: CurrentUser, state: State) -> FlowHis
 
 
 @router.post("/flows/import", response_model=ImportCounts)
-async def import_flows(request: Request, user: CurrentUser, state: State) -> ImportCounts:
+async def import_flows(request: Request, user: BotManager, state: State) -> ImportCounts:
     """Flows from a YAML or JSON body (`flows:` list); all or nothing."""
-    _admin(user)
     data = await yaml_body(request, code="bad_flow_file")
 
     async def run(session: AsyncSession) -> flows.FlowImport:
@@ -251,7 +237,7 @@ async def import_flows(request: Request, user: CurrentUser, state: State) -> Imp
 @router.post("/places/import", response_model=ImportCounts)
 async def import_places(
     request: Request,
-    user: CurrentUser,
+    user: BotManager,
     state: State,
     replace: Annotated[
         bool, Query(description="Places missing from the file are switched off.")
@@ -259,7 +245,6 @@ async def import_places(
 ) -> ImportCounts:
     """The branch/ATM directory from a CSV body (header: id,kind,name,city,address,lat,lon,
     hours,services); all or nothing, bad rows named by line."""
-    _admin(user)
     text = await text_body(request)
 
     async def run(session: AsyncSession) -> places.PlacesImport:
@@ -279,7 +264,7 @@ async def import_places(
 
 @router.get("/places", response_model=PlacesOut)
 async def nearest_places(
-    user: CurrentUser,
+    user: Asker,
     state: State,
     lat: Annotated[float, Query(ge=-90, le=90)],
     lon: Annotated[float, Query(ge=-180, le=180)],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, TypeVar
 
 import structlog
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,18 +32,23 @@ from okno.channels.schemas import (
     WidgetUpdate,
 )
 from okno.errors import BadRequest, Forbidden, NotFound
-from okno.http import AppState, CurrentUser, State, write
+from okno.http import AppState, State, require, write
 from okno.inputs import IdPath, Input
 from okno.operators.models import User
+from okno.security import audit
+from okno.security.permissions import role_has
 
 log = structlog.get_logger("okno.admin")
 InputT = TypeVar("InputT", bound=Input)
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
+Reader = Annotated[User, require("channels.read")]
+TextEditor = Annotated[User, require("channels.edit_texts")]  # more is checked per field
+Manager = Annotated[User, require("channels.manage")]
 
 
 def channel_out(channel: Channel, role: str = "admin", public_url: str = "") -> ChannelOut:
     path = service.webhook_path(channel) if kinds.is_messenger(channel.kind) else None
-    shown = role in ("admin",) and path is not None
+    shown = role_has(role, "channels.manage") and path is not None
     return ChannelOut(
         id=channel.id,
         kind=channel.kind,
@@ -57,9 +62,8 @@ def channel_out(channel: Channel, role: str = "admin", public_url: str = "") -> 
 
 
 @router.get("", response_model=ChannelsOut)
-async def list_channels(user: CurrentUser, state: State) -> ChannelsOut:
+async def list_channels(user: Reader, state: State) -> ChannelsOut:
     """Every channel (admins and supervisors)."""
-    service.check_channel_reader(user.role)
     async with state.db.read() as session:
         rows = await service.list_channels(session)
     public = state.settings.public_url
@@ -67,10 +71,9 @@ async def list_channels(user: CurrentUser, state: State) -> ChannelsOut:
 
 
 @router.get("/kinds", response_model=ChannelKindsOut)
-async def channel_kinds(user: CurrentUser) -> ChannelKindsOut:
+async def channel_kinds(user: Reader) -> ChannelKindsOut:
     """The messenger, e-mail and app channels this build can add, each with its settings
     (what the admin form and `okno channels add <kind>` are built from)."""
-    service.check_channel_reader(user.role)
     out = []
     for kind in kinds.available():
         adapter = kinds.adapter_for(kind)
@@ -96,10 +99,11 @@ async def channel_kinds(user: CurrentUser) -> ChannelKindsOut:
 
 
 @router.post("", response_model=ChannelOut, status_code=201)
-async def add_channel(body: MessengerCreate, user: CurrentUser, state: State) -> ChannelOut:
+async def add_channel(
+    body: MessengerCreate, user: Manager, state: State, request: Request
+) -> ChannelOut:
     """Add a messenger, e-mail or app channel (admins). Settings are checked against the
     kind's list; credentials are stored encrypted and never shown again."""
-    _admin_only(user.role)
     if body.kind == "widget":
         raise BadRequest(
             "widgets are added with `okno channels add widget --key K`", code="unknown_kind"
@@ -109,13 +113,22 @@ async def add_channel(body: MessengerCreate, user: CurrentUser, state: State) ->
         values["bot"] = body.bot
 
     async def run(session: AsyncSession) -> Channel:
-        return await service.add_messenger(
+        channel = await service.add_messenger(
             session,
             kind=body.kind,
             values=values,
             signing_key=state.signing_key,
             name=body.name,
         )
+        await audit.record(
+            session,
+            action=audit.CHANNEL_CREATED,
+            actor=audit.actor_of(user, request),
+            object_type="channel",
+            object_id=channel.id,
+            details={"kind": channel.kind, "settings": sorted(body.settings)},  # names only
+        )
+        return channel
 
     channel = await write(state, run)
     log.info(
@@ -160,9 +173,10 @@ def _validated(model: type[InputT], body: dict[str, Any]) -> InputT:
 @router.patch("/{channel_id}", response_model=ChannelOut, openapi_extra=_PATCH_BODY)
 async def update_channel(
     channel_id: IdPath,
-    user: CurrentUser,
+    user: TextEditor,
     state: State,
     body: Annotated[dict[str, Any], Body(description="WidgetUpdate or MessengerUpdate")],
+    request: Request,
 ) -> ChannelOut:
     """Change a channel. A widget: name, key, greeting, info message, colour, allowed sites
     or on/off (admins; supervisors change only the greeting and the info message). A
@@ -171,15 +185,25 @@ async def update_channel(
         found = await service.get_channel(session, channel_id)
     if found is None:
         raise NotFound(f"channel {channel_id} does not exist", code="not_found")
+    actor = audit.actor_of(user, request)
     if found.kind == "widget":
-        return await update_widget(channel_id, _validated(WidgetUpdate, body), user, state)
+        return await update_widget(
+            channel_id, _validated(WidgetUpdate, body), user, state, actor=actor
+        )
     if not kinds.is_messenger(found.kind):
         raise NotFound(f"channel {channel_id} cannot be changed here", code="not_found")
-    return await update_messenger(channel_id, _validated(MessengerUpdate, body), user, state)
+    return await update_messenger(
+        channel_id, _validated(MessengerUpdate, body), user, state, actor=actor
+    )
 
 
 async def update_messenger(
-    channel_id: int, body: MessengerUpdate, user: User, state: AppState
+    channel_id: int,
+    body: MessengerUpdate,
+    user: User,
+    state: AppState,
+    *,
+    actor: audit.Actor | None = None,
 ) -> ChannelOut:
     _admin_only(user.role)
 
@@ -190,7 +214,7 @@ async def update_messenger(
         values: dict[str, Any] = dict(body.settings or {})
         if body.bot is not None:
             values["bot"] = body.bot
-        return await service.update_messenger(
+        updated = await service.update_messenger(
             session,
             channel,
             values=values,
@@ -198,6 +222,18 @@ async def update_messenger(
             name=body.name,
             is_active=body.is_active,
         )
+        await audit.record(
+            session,
+            action=audit.CHANNEL_CREDENTIALS_CHANGED if body.settings else audit.CHANNEL_UPDATED,
+            actor=actor or audit.Actor.of(user),
+            object_type="channel",
+            object_id=channel_id,
+            details={  # names only: values may be credentials
+                "fields": sorted(body.model_fields_set),
+                "settings": sorted(body.settings or {}),
+            },
+        )
+        return updated
 
     channel = await write(state, run)
     state.channels.forget(channel_id)  # after commit: webhooks use the new settings at once
@@ -212,7 +248,12 @@ async def update_messenger(
 
 
 async def update_widget(
-    channel_id: int, body: WidgetUpdate, user: User, state: AppState
+    channel_id: int,
+    body: WidgetUpdate,
+    user: User,
+    state: AppState,
+    *,
+    actor: audit.Actor | None = None,
 ) -> ChannelOut:
     """Change a widget's name, key, greeting, info message, colour, allowed sites or on/off
     (admins); supervisors change only the greeting and the info message."""
@@ -225,6 +266,14 @@ async def update_widget(
             raise NotFound(f"widget channel {channel_id} does not exist", code="not_found")
         updated = await service.update_widget(
             session, channel, **body.model_dump(exclude_none=True)
+        )
+        await audit.record(
+            session,
+            action=audit.CHANNEL_UPDATED,
+            actor=actor or audit.Actor.of(user),
+            object_type="channel",
+            object_id=channel_id,
+            details={"fields": sorted(sent)},
         )
         return channel_out(updated), channel_out(updated, user.role)
 
@@ -262,15 +311,18 @@ def widget_updated(channel: ChannelOut) -> dict[str, Any]:
 
 
 def _admin_only(role: str) -> None:
-    if role != "admin":
-        raise Forbidden("only admins manage messenger channels", code="forbidden_role")
+    if not role_has(role, "channels.manage"):
+        raise Forbidden(
+            "only admins manage messenger channels",
+            code="forbidden_role",
+            permission="channels.manage",
+        )
 
 
 @router.get("/{channel_id}/errors", response_model=ChannelErrorsOut)
-async def channel_errors(channel_id: IdPath, user: CurrentUser, state: State) -> ChannelErrorsOut:
+async def channel_errors(channel_id: IdPath, user: Manager, state: State) -> ChannelErrorsOut:
     """The channel's recent problems, newest first: refused webhooks, sends the platform
     rejected, failed checks and polls (admins)."""
-    _admin_only(user.role)
     async with state.db.read() as session:
         if await service.get_channel(session, channel_id) is None:
             raise NotFound(f"channel {channel_id} does not exist", code="not_found")
@@ -283,9 +335,8 @@ async def channel_errors(channel_id: IdPath, user: CurrentUser, state: State) ->
 
 
 @router.post("/{channel_id}/check", response_model=ChannelCheckOut)
-async def check_channel(channel_id: IdPath, user: CurrentUser, state: State) -> ChannelCheckOut:
+async def check_channel(channel_id: IdPath, user: Manager, state: State) -> ChannelCheckOut:
     """Ask the platform whether the stored credentials work (Telegram's getMe, ...)."""
-    _admin_only(user.role)
     async with state.db.read() as session:
         channel = await service.get_channel(session, channel_id)
     if channel is None or not kinds.is_messenger(channel.kind):
@@ -298,11 +349,10 @@ async def check_channel(channel_id: IdPath, user: CurrentUser, state: State) -> 
 
 
 @router.post("/{channel_id}/webhook", response_model=WebhookSetOut)
-async def set_webhook(channel_id: IdPath, user: CurrentUser, state: State) -> WebhookSetOut:
+async def set_webhook(channel_id: IdPath, user: Manager, state: State) -> WebhookSetOut:
     """Tell the platform where to post updates: OKNO_PUBLIC_URL + /hooks/{kind}/{id}, with
     the channel's webhook secret (Telegram's setWebhook). 409 when okno has no public
     address, the channel polls instead, or its platform is set up by hand."""
-    _admin_only(user.role)
     async with state.db.read() as session:
         channel = await service.get_channel(session, channel_id)
     if channel is None or not kinds.is_messenger(channel.kind):

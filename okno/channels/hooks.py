@@ -14,6 +14,7 @@ from okno.channels.adapter import Adapter, HookRequest
 from okno.channels.models import Channel
 from okno.errors import NotFound, OknoError, PayloadTooLarge
 from okno.http import State
+from okno.inputs import IdPath
 from okno.security.secrets import SecretUnreadable
 
 log = structlog.get_logger("okno.channels")
@@ -48,7 +49,7 @@ async def _channel(
 
 
 @router.post("/{kind}/{channel_id}", include_in_schema=True)
-async def webhook(kind: str, channel_id: int, request: Request, state: State) -> Response:
+async def webhook(kind: str, channel_id: IdPath, request: Request, state: State) -> Response:
     """A platform delivers updates. Answered 200 only once everything in it is stored;
     forged or malformed calls get 403/400 and nothing is stored."""
     channel, adapter, config = await _channel(state, kind, channel_id)
@@ -76,7 +77,7 @@ async def webhook(kind: str, channel_id: int, request: Request, state: State) ->
 
 
 @router.get("/{kind}/{channel_id}", include_in_schema=True)
-async def handshake(kind: str, channel_id: int, request: Request, state: State) -> Response:
+async def handshake(kind: str, channel_id: IdPath, request: Request, state: State) -> Response:
     """A platform checks the address before it sends (Meta's hub.challenge)."""
     _, adapter, config = await _channel(state, kind, channel_id)
     hook = await _hook_request(request)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okno.channels import outbound
 from okno.channels.adapter import Adapter, HookResult, Incoming, SendFailed
 from okno.channels.models import Channel
-from okno.conversations import attachments
+from okno.conversations import attachments, scanning
 from okno.conversations.inbound import Inbound, receive
 from okno.conversations.models import Conversation, Message
 from okno.customers import service as customers
@@ -165,7 +165,7 @@ async def _fetch_files(
     failed: list[dict[str, str]] = []
     if not incoming.files:
         return files, failed
-    limit = settings.max_attachment_bytes
+    limit = settings.largest_attachment_bytes
     async with httpx.AsyncClient(timeout=settings.channel_send_timeout_seconds) as client:
         for remote in incoming.files:
             if remote.size is not None and remote.size > limit:
@@ -173,9 +173,11 @@ async def _fetch_files(
                 continue
             try:
                 data = await adapter.download(client, config, remote)
+                # scanned like a widget upload: an infected file is kept in quarantine and
+                # marked blocked on the stored message, a file clamd could not look at is held
                 files.append(
-                    attachments.store(
-                        data, remote.filename, data_dir=settings.data_dir, max_bytes=limit
+                    await scanning.accept_customer_file(
+                        data, remote.filename, settings=settings
                     )
                 )
             except OknoError as exc:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okno.channels import kinds
 from okno.channels.models import CHANNEL_KINDS, Channel
 from okno.errors import BadRequest, Conflict, Forbidden, NotFound
+from okno.security.permissions import role_has
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{3,100}$")
 DEFAULT_WIDGET_CONFIG: dict[str, Any] = {
@@ -27,10 +28,11 @@ SUPERVISOR_WIDGET_FIELDS = frozenset({"greeting", "info_message"})
 
 
 def check_widget_edit(role: str, fields: set[str]) -> None:
-    """Refuse a widget change this role may not make (403 ``forbidden_role``)."""
-    if role == "admin":
+    """Refuse a widget change this role may not make (403 ``forbidden_role``):
+    ``channels.manage`` changes anything, ``channels.edit_texts`` the texts only."""
+    if role_has(role, "channels.manage"):
         return
-    if role == "supervisor":
+    if role_has(role, "channels.edit_texts"):
         other = sorted(fields - SUPERVISOR_WIDGET_FIELDS)
         if not other:
             return
@@ -38,8 +40,13 @@ def check_widget_edit(role: str, fields: set[str]) -> None:
             "supervisors may change only the greeting and the info message",
             code="forbidden_role",
             field=other[0],
+            permission="channels.manage",
         )
-    raise Forbidden("only admins and supervisors change widgets", code="forbidden_role")
+    raise Forbidden(
+        "only admins and supervisors change widgets",
+        code="forbidden_role",
+        permission="channels.edit_texts",
+    )
 
 
 SECRET_KEYS = ("identity_secret",)
@@ -47,11 +54,12 @@ MIN_SECRET_CHARS = 32
 
 
 def config_for(channel: Channel, role: str) -> dict[str, Any]:
-    """The part of a channel's settings this role may read: all of it for admins; for
-    supervisors the widget texts and colour only (messenger channels keep bot tokens and
-    webhook secrets in ``config``, and where a widget may run is not their business)."""
+    """The part of a channel's settings this role may read: all of it with
+    ``channels.manage`` (admins); otherwise the widget texts and colour only (messenger
+    channels keep bot tokens and webhook secrets in ``config``, and where a widget may run
+    is not a supervisor's or an auditor's business)."""
     config = dict(channel.config or {})
-    if role == "admin":
+    if role_has(role, "channels.manage"):
         # secrets are write-only: an admin sees that one is set, never its value
         for key in (*SECRET_KEYS, *kinds.secret_names(channel.kind)):
             if config.pop(key, None):
@@ -64,9 +72,12 @@ def config_for(channel: Channel, role: str) -> dict[str, Any]:
 
 
 def check_channel_reader(role: str) -> None:
-    """Admins and supervisors see the channel list (supervisors edit widget texts)."""
-    if role not in ("admin", "supervisor"):
-        raise Forbidden("only admins and supervisors see channels", code="forbidden_role")
+    """Admins, supervisors (who edit widget texts), security officers and auditors see the
+    channel list (``channels.read``)."""
+    if not role_has(role, "channels.read"):
+        raise Forbidden(
+            "your role may not see channels", code="forbidden_role", permission="channels.read"
+        )
 
 
 async def add_widget(

@@ -22,8 +22,12 @@ from okno.operators import service as operators
 from okno.operators.models import User
 from okno.routing import service as routing
 from okno.routing.triggers import request_dispatch
+from okno.security.permissions import has
 
-SUPERVISING = ("supervisor", "admin")
+# Taking a colleague's dialog, assigning to others, transferring or closing what someone
+# else serves: senior operators, supervisors, admins.
+REASSIGN = "conversations.reassign"
+
 
 
 async def post_message(
@@ -104,12 +108,16 @@ async def assign(
         raise Conflict("the dialog is closed", code="conversation_closed")
     target = actor if user_id is None or user_id == actor.id else None
     if target is None:
-        if actor.role not in SUPERVISING:
-            raise Forbidden("only supervisors assign dialogs to others", code="forbidden_role")
+        if not has(actor, REASSIGN):
+            raise Forbidden(
+                "only senior operators and supervisors assign dialogs to others",
+                code="forbidden_role",
+                permission=REASSIGN,
+            )
         target = await operators.get_user_or_raise(session, user_id or 0)
     if conversation.assignee_id == target.id:
         return conversation
-    if conversation.assignee_id is not None and actor.role not in SUPERVISING:
+    if conversation.assignee_id is not None and not has(actor, REASSIGN):
         raise Conflict("another operator already took this dialog", code="already_assigned")
     previous = conversation.assignee_id
     kind = "manual" if user_id else "take"
@@ -135,11 +143,14 @@ async def transfer(
     if conversation.status == "closed":
         raise Conflict("the dialog is closed", code="conversation_closed")
     if (
-        actor.role not in SUPERVISING
+        not has(actor, REASSIGN)
         and conversation.assignee_id is not None
         and conversation.assignee_id != actor.id
     ):
-        raise Forbidden("only the assignee or a supervisor can transfer", code="not_assignee")
+        raise Forbidden(
+            "only the assignee, a senior operator or a supervisor can transfer",
+            code="not_assignee",
+        )
     if topic is not None:
         conversation.topic = topic.strip() or None
     previous = conversation.assignee_id
@@ -188,8 +199,11 @@ async def close(
     """Close the dialog with a resolution; closing a closed dialog changes nothing."""
     if actor is not None:
         conversation = await service.access_conversation(session, conversation_id, actor, lock=True)
-        if actor.role not in SUPERVISING and conversation.assignee_id not in (None, actor.id):
-            raise Forbidden("only the assignee or a supervisor can close", code="not_assignee")
+        if not has(actor, REASSIGN) and conversation.assignee_id not in (None, actor.id):
+            raise Forbidden(
+                "only the assignee, a senior operator or a supervisor can close",
+                code="not_assignee",
+            )
     else:
         found = await service.get_conversation(session, conversation_id)
         if found is None:

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.bot import assist
 from okno.channels.widget import service as widget_service
-from okno.conversations import actions, service
-from okno.conversations.attachments import INLINE_TYPES, path_of, store
+from okno.conversations import actions, scanning, service
+from okno.conversations.attachments import INLINE_TYPES, path_of
 from okno.conversations.messaging import ATTACHMENT_URL, clean_text
 from okno.conversations.models import Conversation, Message
 from okno.conversations.posting import post_and_shape
@@ -30,18 +30,33 @@ from okno.conversations.schemas import (
     TransferRequest,
 )
 from okno.conversations.views import conversation_out, conversations_out, messages_out
-from okno.errors import Forbidden, NotFound, OknoError
-from okno.http import CurrentUser, State, bearer_token, write
+from okno.errors import Forbidden, Gone, NotFound, OknoError
+from okno.http import (
+    CurrentUser,
+    State,
+    api_token_principal,
+    bearer_token,
+    client_ip,
+    require,
+    write,
+)
 from okno.inputs import IdPath, IdQuery, OptionalSeqQuery
+from okno.operators import api_tokens
+from okno.operators.models import User
 from okno.operators.service import user_from_token
+from okno.security import audit, permissions
 
 log = structlog.get_logger("okno.conversations")
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
+# What each handler needs (okno.security.permissions; the team rule comes on top).
+Reader = Annotated[User, require("conversations.read_team")]
+Replier = Annotated[User, require("conversations.reply")]
+Transferrer = Annotated[User, require("conversations.transfer")]
 
 
 @router.get("/conversations", response_model=ConversationsOut)
 async def list_conversations(
-    user: CurrentUser,
+    user: Reader,
     state: State,
     status: str = "open",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -52,7 +67,7 @@ async def list_conversations(
         rows = await service.list_conversations(
             session, user=user, status=status, limit=limit, before_id=before_id
         )
-        return ConversationsOut(conversations=await conversations_out(session, rows))
+        return ConversationsOut(conversations=await conversations_out(session, rows, masked=True))
 
 
 async def _access(state: State, conversation_id: IdPath, user: CurrentUser) -> None:
@@ -65,19 +80,17 @@ async def _access(state: State, conversation_id: IdPath, user: CurrentUser) -> N
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationOut)
-async def get_conversation(
-    conversation_id: IdPath, user: CurrentUser, state: State
-) -> ConversationOut:
+async def get_conversation(conversation_id: IdPath, user: Reader, state: State) -> ConversationOut:
     await _access(state, conversation_id, user)
     async with state.db.read() as session:
         row = await service.access_conversation(session, conversation_id, user)
-        return await conversation_out(session, row)
+        return await conversation_out(session, row, masked=True)
 
 
 @router.get("/conversations/{conversation_id}/messages", response_model=MessagePageOut)
 async def get_messages(
     conversation_id: IdPath,
-    user: CurrentUser,
+    user: Reader,
     state: State,
     after_seq: OptionalSeqQuery = None,
     before_seq: OptionalSeqQuery = None,
@@ -101,7 +114,7 @@ async def get_messages(
             before_seq=before_seq,
             limit=limit,
         )
-        shaped = await messages_out(session, page.messages, url_prefix=ATTACHMENT_URL)
+        shaped = await messages_out(session, page.messages, url_prefix=ATTACHMENT_URL, masked=True)
     return MessagePageOut(messages=shaped, last_seq=page.last_seq, has_more=page.has_more)
 
 
@@ -112,7 +125,7 @@ async def get_messages(
     responses={200: {"model": MessagePosted, "description": "Already stored (a retry)."}},
 )
 async def post_message(
-    conversation_id: IdPath, body: SendMessage, user: CurrentUser, state: State
+    conversation_id: IdPath, body: SendMessage, user: Replier, state: State
 ) -> JSONResponse:
     """Reply to the customer, or add an internal note with ``internal: true``. With
     ``suggestion_id`` the reply came from that reply suggestion: it is recorded as accepted
@@ -135,7 +148,7 @@ async def post_message(
             )
         return message, created
 
-    response, created = await post_and_shape(state, send)
+    response, created = await post_and_shape(state, send, masked=True)
     if created and not body.internal:
         state.metrics.messages_out.labels("staff").inc()
     return response
@@ -148,23 +161,20 @@ async def post_message(
 )
 async def post_attachment(
     conversation_id: IdPath,
-    user: CurrentUser,
+    user: Replier,
     state: State,
     file: Annotated[UploadFile, File()],
     client_msg_id: Annotated[str, Form(min_length=1, max_length=100)],
     text: Annotated[str, Form()] = "",
     internal: Annotated[bool, Form()] = False,
 ) -> JSONResponse:
-    """Send an image or PDF (with optional text) to the customer."""
+    """Send an image or PDF (with optional text) to the customer. With an antivirus
+    configured the file is scanned first: 422 ``attachment_infected`` when it finds a
+    threat, 503 ``scanner_unavailable`` when it does not answer (nothing is sent)."""
     caption = clean_text(text, max_chars=state.settings.max_text_chars, allow_empty=True)
     await _access(state, conversation_id, user)
-    data = await file.read(state.settings.max_attachment_bytes + 1)
-    stored = store(
-        data,
-        file.filename or "",
-        data_dir=state.settings.data_dir,
-        max_bytes=state.settings.max_attachment_bytes,
-    )
+    data = await file.read(state.settings.largest_attachment_bytes + 1)
+    stored = await scanning.accept_staff_file(data, file.filename or "", settings=state.settings)
     response, created = await post_and_shape(
         state,
         lambda s: actions.post_message(
@@ -176,6 +186,7 @@ async def post_attachment(
             internal=internal,
             files=[stored],
         ),
+        masked=True,
     )
     if created and not internal:
         state.metrics.messages_out.labels("staff").inc()
@@ -192,14 +203,14 @@ async def _act(
     await _access(state, conversation_id, user)
 
     async def run(session: AsyncSession) -> ConversationOut:
-        return await conversation_out(session, await act(session))
+        return await conversation_out(session, await act(session), masked=True)
 
     return await write(state, run)
 
 
 @router.post("/conversations/{conversation_id}/assign", response_model=ConversationOut)
 async def assign(
-    conversation_id: IdPath, body: AssignRequest, user: CurrentUser, state: State
+    conversation_id: IdPath, body: AssignRequest, user: Replier, state: State
 ) -> ConversationOut:
     """Take a waiting dialog yourself, or (supervisors) give it to ``user_id``."""
     return await _act(
@@ -214,7 +225,7 @@ async def assign(
 
 @router.post("/conversations/{conversation_id}/transfer", response_model=ConversationOut)
 async def transfer(
-    conversation_id: IdPath, body: TransferRequest, user: CurrentUser, state: State
+    conversation_id: IdPath, body: TransferRequest, user: Transferrer, state: State
 ) -> ConversationOut:
     """Hand the dialog to another operator or to a team's queue, with a comment."""
     return await _act(
@@ -235,7 +246,7 @@ async def transfer(
 
 @router.post("/conversations/{conversation_id}/close", response_model=ConversationOut)
 async def close(
-    conversation_id: IdPath, user: CurrentUser, state: State, body: CloseRequest | None = None
+    conversation_id: IdPath, user: Replier, state: State, body: CloseRequest | None = None
 ) -> ConversationOut:
     """Close with a resolution (resolved, refused, callback, spam); a repeat is a no-op."""
     resolution = body.resolution if body else "resolved"
@@ -250,7 +261,7 @@ async def close(
 
 
 @router.post("/conversations/{conversation_id}/reopen", response_model=ConversationOut)
-async def reopen(conversation_id: IdPath, user: CurrentUser, state: State) -> ConversationOut:
+async def reopen(conversation_id: IdPath, user: Replier, state: State) -> ConversationOut:
     """Reopen a closed dialog and take it; 409 if the customer has another open one."""
     return await _act(
         state,
@@ -262,7 +273,7 @@ async def reopen(conversation_id: IdPath, user: CurrentUser, state: State) -> Co
 
 @router.patch("/conversations/{conversation_id}", response_model=ConversationOut)
 async def update(
-    conversation_id: IdPath, body: ConversationPatch, user: CurrentUser, state: State
+    conversation_id: IdPath, body: ConversationPatch, user: Replier, state: State
 ) -> ConversationOut:
     """Set the topic and/or tags."""
     return await _act(
@@ -277,7 +288,7 @@ async def update(
 
 @router.post("/conversations/{conversation_id}/read", response_model=ConversationOut)
 async def mark_read(
-    conversation_id: IdPath, body: ReadRequest, user: CurrentUser, state: State
+    conversation_id: IdPath, body: ReadRequest, user: Replier, state: State
 ) -> ConversationOut:
     """You have seen the dialog up to ``up_to_seq``: clears unread; the customer sees "read"."""
     return await _act(
@@ -290,17 +301,34 @@ async def mark_read(
     )
 
 
+async def _staff_or_visitor(state: State, token: str, ip: str) -> User | None:
+    """The staff principal behind ``token`` (checked for ``conversations.read_team``), or
+    None when it is a customer's widget session token; 401 when it is neither."""
+    if api_tokens.is_api_token(token):
+        user = await api_token_principal(state, token, ip=ip)
+    else:
+        async with state.db.read() as session:
+            try:
+                user = await user_from_token(session, key=state.signing_key, token=token)
+            except OknoError:
+                widget_service.verify_session(state.signing_key, token)
+                return None
+    permissions.check(user, "conversations.read_team", "download attachments of dialogs")
+    return user
+
+
 @router.get("/attachments/{attachment_id}", response_class=FileResponse)
+@permissions.declare("conversations.read_team")
 async def download(attachment_id: IdPath, request: Request, state: State) -> FileResponse:
-    """Download an attachment with a staff token or the customer's widget session token."""
+    """Download an attachment with a staff token (``conversations.read_team``) or the
+    customer's widget session token."""
     token = bearer_token(request)
+    user = await _staff_or_visitor(state, token, client_ip(request))
     async with state.db.read() as session:
         attachment = await service.get_attachment(session, attachment_id)
         if attachment is None:
             raise NotFound("no such attachment", code="not_found")
-        try:
-            user = await user_from_token(session, key=state.signing_key, token=token)
-        except OknoError:
+        if user is None:
             customer = widget_service.verify_session(state.signing_key, token)
             conversation = await service.get_conversation(session, attachment.conversation_id)
             message = await session.get(service.Message, attachment.message_id)
@@ -310,10 +338,22 @@ async def download(attachment_id: IdPath, request: Request, state: State) -> Fil
                 or message is None
                 or message.internal
             ):
-                raise NotFound("no such attachment", code="not_found") from None
+                raise NotFound("no such attachment", code="not_found")
         else:
             await service.access_conversation(session, attachment.conversation_id, user)
-    path = path_of(state.settings.data_dir, attachment.storage_path)
+    if not attachment.storage_path:
+        raise Gone("the file was removed under the retention policy", code="attachment_removed")
+    scanning.refuse_unless_served(attachment)
+    if user is not None:  # committed before a byte of the file leaves
+        await audit.record_separately(
+            state.db,
+            action=audit.ATTACHMENT_DOWNLOADED,
+            actor=audit.actor_of(user, request),
+            object_type="attachment",
+            object_id=attachment.id,
+            details={"conversation_id": attachment.conversation_id, "size": attachment.size},
+        )
+    path = path_of(state.settings.data_dir, attachment.storage_path, attachment.scan_status)
     if not path.exists():
         raise NotFound("the file is missing from storage", code="file_missing")
     disposition = "inline" if attachment.content_type in INLINE_TYPES else "attachment"

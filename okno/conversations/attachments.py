@@ -3,6 +3,11 @@
 Files are written under ``<data_dir>/attachments/ab/cd/<sha256>`` before the database row
 that points at them commits; a crash between the two leaves an unreferenced file, never a
 row without its file.
+
+Only files in ``attachments/`` are ever served. When an antivirus is configured
+(``okno.conversations.scanning``), a file waiting for its scan is kept under
+``scan-pending/`` and an infected one under ``quarantine/``, by the same relative path;
+the attachment row's ``scan_status`` says which folder holds it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import hashlib
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +39,20 @@ ALLOWED = {
     "video/mp4": {".mp4"},
 }
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+# Type families a per-type size limit may name instead of one type ("image/*").
+FAMILIES = {t.split("/", 1)[0] + "/*" for t in ALLOWED}
+
+# Scan states of a stored file, and the folder (under the data directory) holding it.
+SCAN_NONE = "none"  # no antivirus configured when it arrived
+SCAN_CLEAN = "clean"
+SCAN_PENDING = "pending"  # the antivirus was not answering; a job retries the scan
+SCAN_BLOCKED = "blocked"  # the antivirus found a threat: quarantined, never served
+AREAS = {
+    SCAN_NONE: "attachments",
+    SCAN_CLEAN: "attachments",
+    SCAN_PENDING: "scan-pending",
+    SCAN_BLOCKED: "quarantine",
+}
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,8 @@ class StoredFile:
     size: int
     sha256: str
     storage_path: str
+    scan_status: str = SCAN_NONE
+    scan_signature: str | None = None
 
 
 def clean_filename(name: str | None) -> str:
@@ -51,17 +73,37 @@ def clean_filename(name: str | None) -> str:
     return (name or "file")[-200:]
 
 
-def check(data: bytes, filename: str, *, max_bytes: int) -> tuple[str, str]:
-    """Return (clean name, sniffed type) or raise a 4xx naming what is wrong."""
+def limit_for(content_type: str, *, max_bytes: int, type_limits: Mapping[str, int]) -> int:
+    """The size limit of one type: its own, else its family's (``image/*``), else ``max_bytes``."""
+    family = content_type.split("/", 1)[0] + "/*"
+    return type_limits.get(content_type, type_limits.get(family, max_bytes))
+
+
+def _too_large(limit: int, content_type: str | None = None) -> PayloadTooLarge:
+    megabytes = f"{limit / (1024 * 1024):g}"
+    what = f"a {content_type} file" if content_type else "the file"
+    return PayloadTooLarge(
+        f"{what} may be at most {megabytes} MB",
+        code="attachment_too_large",
+        max_bytes=limit,
+    )
+
+
+def check(
+    data: bytes, filename: str, *, max_bytes: int, type_limits: Mapping[str, int] | None = None
+) -> tuple[str, str]:
+    """Return (clean name, sniffed type) or raise a 4xx naming what is wrong.
+
+    ``type_limits`` (bytes by MIME type or family such as ``image/*``) replace
+    ``max_bytes`` for the types they name, so voice notes and videos may be allowed more
+    than scans of documents, or less."""
+    type_limits = type_limits or {}
     name = clean_filename(filename)
     if not data:
         raise BadRequest("the file is empty", code="attachment_empty")
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(
-            f"the file is larger than {max_bytes // (1024 * 1024)} MB",
-            code="attachment_too_large",
-            max_bytes=max_bytes,
-        )
+    largest = max([max_bytes, *type_limits.values()])
+    if len(data) > largest:
+        raise _too_large(largest)
     kind = filetype.guess(data)
     sniffed = kind.mime if kind else None
     if sniffed not in ALLOWED:
@@ -78,31 +120,70 @@ def check(data: bytes, filename: str, *, max_bytes: int) -> tuple[str, str]:
             code="attachment_type_mismatch",
             detected=sniffed,
         )
+    limit = limit_for(sniffed, max_bytes=max_bytes, type_limits=type_limits)
+    if len(data) > limit:
+        raise _too_large(limit, sniffed)
     return name, sniffed
 
 
-def store(data: bytes, filename: str, *, data_dir: Path, max_bytes: int) -> StoredFile:
-    """Check and durably write ``data``; identical content is stored once."""
-    name, content_type = check(data, filename, max_bytes=max_bytes)
+def relative_path(digest: str) -> str:
+    return f"{digest[:2]}/{digest[2:4]}/{digest}"
+
+
+def write(data_dir: Path, area: str, relative: str, data: bytes) -> None:
+    """Durably write ``data`` under ``<data_dir>/<area>/<relative>`` unless already there."""
+    path = data_dir / area / relative
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def store(
+    data: bytes,
+    filename: str,
+    *,
+    data_dir: Path,
+    max_bytes: int,
+    type_limits: Mapping[str, int] | None = None,
+    scan_status: str = SCAN_NONE,
+    scan_signature: str | None = None,
+) -> StoredFile:
+    """Check and durably write ``data`` into the folder of its scan state; identical
+    content is stored once per folder."""
+    name, content_type = check(data, filename, max_bytes=max_bytes, type_limits=type_limits)
     digest = hashlib.sha256(data).hexdigest()
-    relative = f"{digest[:2]}/{digest[2:4]}/{digest}"
-    path = data_dir / "attachments" / relative
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{digest}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+    relative = relative_path(digest)
+    write(data_dir, AREAS[scan_status], relative, data)
     return StoredFile(
         filename=name,
         content_type=content_type,
         size=len(data),
         sha256=digest,
         storage_path=relative,
+        scan_status=scan_status,
+        scan_signature=scan_signature,
     )
 
 
-def path_of(data_dir: Path, storage_path: str) -> Path:
-    return data_dir / "attachments" / storage_path
+def path_of(data_dir: Path, storage_path: str, scan_status: str = SCAN_NONE) -> Path:
+    """Where the file of an attachment in ``scan_status`` lies."""
+    return data_dir / AREAS.get(scan_status, "attachments") / storage_path
+
+
+def move(data_dir: Path, storage_path: str, *, from_status: str, to_status: str) -> None:
+    """Move a file between folders (a finished scan); a no-op when it already moved."""
+    source = path_of(data_dir, storage_path, from_status)
+    target = path_of(data_dir, storage_path, to_status)
+    if source == target or not source.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        source.unlink(missing_ok=True)
+    else:
+        os.replace(source, target)

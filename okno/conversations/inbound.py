@@ -16,6 +16,7 @@ from okno.conversations import service
 from okno.conversations.attachments import StoredFile
 from okno.conversations.messaging import add_message, record_conversation_event, record_read
 from okno.conversations.models import Conversation, Message
+from okno.customers import verification
 from okno.customers.service import get_or_create_identity
 from okno.db.base import utcnow
 from okno.errors import BadRequest, Conflict, NotFound
@@ -123,12 +124,16 @@ async def receive(session: AsyncSession, inbound: Inbound) -> tuple[Message, boo
     if inbound.verified_as and conversation.verified_as != inbound.verified_as:
         conversation.verified_as = inbound.verified_as
         conversation.verified_at = utcnow()
+    text = inbound.text
+    if not inbound.files:
+        # the answer to a verification is checked by the bank, never stored or shown
+        text = await verification.capture_answer(session, conversation, text)
     message = await add_message(
         session,
         conversation,
         author_name=customer_name,
         author_kind="customer",
-        text=inbound.text,
+        text=text,
         client_msg_id=inbound.client_msg_id,
         external_id=inbound.external_id,
         dedup_key=key,

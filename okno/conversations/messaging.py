@@ -8,14 +8,21 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.channels import outbound
-from okno.conversations.attachments import StoredFile
+from okno.conversations import scanning
+from okno.conversations.attachments import SCAN_BLOCKED, StoredFile
 from okno.conversations.models import Attachment, Conversation, Message
+from okno.conversations.service import attachments_of
 from okno.conversations.views import conversation_out, messages_out
 from okno.db.base import utcnow
 from okno.errors import BadRequest, Unprocessable
 from okno.events.service import PendingEvent, record_event
+from okno.security import masking
 
 ATTACHMENT_URL = "/api/v1/attachments"
+FILE_REFUSED_TEXT = (
+    "Файл «{names}» не принят: антивирус обнаружил в нём угрозу. Пожалуйста, проверьте "
+    "своё устройство антивирусом и пришлите файл ещё раз."
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -35,9 +42,11 @@ def clean_text(text: str | None, *, max_chars: int, allow_empty: bool = False) -
 
 
 def preview(text: str, files: list[StoredFile]) -> str:
+    """The inbox line of a dialog, masked before it is cut: a card number cut in half by
+    the 200-character limit would slip past the masking on the way out."""
     if text:
-        return text[:200]
-    return f"📎 {files[0].filename}"[:200] if files else ""
+        return masking.text(text)[:200]
+    return masking.text(f"📎 {files[0].filename}")[:200] if files else ""
 
 
 async def add_message(
@@ -85,6 +94,8 @@ async def add_message(
             sha256=f.sha256,
             storage_path=f.storage_path,
             created_at=now,
+            scan_status=f.scan_status,
+            scan_signature=f.scan_signature,
         )
         for f in files
     ]
@@ -101,6 +112,8 @@ async def add_message(
     if author_kind == "customer":
         conversation.unread_count = (conversation.unread_count or 0) + 1
     await session.flush()
+    # held files get their retry job; infected content is blocked wherever else it is
+    others_blocked = await scanning.after_insert(session, attachments)
     known: dict[str, dict[int, str]] = {}
     if author_name is not None:
         if author_kind == "customer":
@@ -110,8 +123,14 @@ async def add_message(
     if not internal and author_kind != "customer":
         # a messenger's customer gets it through the delivery jobs (the widget reads events)
         await outbound.request_send(session, conversation, message)
+    # stored unmasked: the customer's own screen gets it as is; staff get it masked
     (shaped,) = await messages_out(
-        session, [message], url_prefix=ATTACHMENT_URL, attachments=attachments, **known
+        session,
+        [message],
+        url_prefix=ATTACHMENT_URL,
+        attachments=attachments,
+        masked=False,
+        **known,
     )
     record_event(
         session,
@@ -127,7 +146,58 @@ async def add_message(
             message=message,
         ),
     )
+    await record_scanned(session, {a.message_id for a in others_blocked})
+    refused = [f.filename for f in files if f.scan_status == SCAN_BLOCKED]
+    if refused and author_kind == "customer":
+        await tell_file_refused(session, conversation, refused)
     return message
+
+
+async def tell_file_refused(
+    session: AsyncSession, conversation: Conversation, filenames: list[str]
+) -> None:
+    """Tell the customer (in their widget or messenger) that their files were blocked."""
+    names = ", ".join(filenames)[:300]
+    await add_message(
+        session, conversation, author_kind="system", text=FILE_REFUSED_TEXT.format(names=names)
+    )
+
+
+async def record_scanned(session: AsyncSession, message_ids: set[int]) -> None:
+    """Record ``attachment.scanned`` for messages whose files got a verdict after they
+    were stored: ``{message_id, attachments: [{id, scan_status, scan_signature}]}``, so open
+    screens swap a "being checked" file for a link or for "blocked" (no file names: they
+    may hold personal data and are already on screen)."""
+    for message_id in sorted(message_ids):
+        message = await session.get(Message, message_id)
+        if message is None:
+            continue
+        conversation = await session.get(Conversation, message.conversation_id)
+        if conversation is None:
+            continue
+        rows = await attachments_of(session, [message.id])
+        record_event(
+            session,
+            PendingEvent(
+                type="attachment.scanned",
+                conversation_id=conversation.id,
+                payload={
+                    "message_id": message.id,
+                    "attachments": [
+                        {
+                            "id": a.id,
+                            "scan_status": a.scan_status,
+                            "scan_signature": a.scan_signature,
+                        }
+                        for a in rows
+                    ],
+                },
+                customer_id=conversation.customer_id,
+                customer_visible=not message.internal,
+                team_id=conversation.team_id,
+                assignee_id=conversation.assignee_id,
+            ),
+        )
 
 
 async def record_conversation_event(
@@ -141,7 +211,7 @@ async def record_conversation_event(
 ) -> None:
     """Record a ``conversation.*`` event carrying the dialog's current shape."""
     await session.flush()
-    shaped = await conversation_out(session, conversation)
+    shaped = await conversation_out(session, conversation, masked=False)
     record_event(
         session,
         PendingEvent(

@@ -107,7 +107,14 @@ class Attachment(Base):
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(Integer)
-    sha256: Mapped[str] = mapped_column(String(64))
+    # Indexed: a verdict on some content applies to every attachment with it.
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
     # Path relative to the data directory's attachments folder (content-addressed).
     storage_path: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The antivirus verdict (okno.conversations.scanning): none (no scanner configured),
+    # clean, pending (held until the scanner answers) or blocked (quarantined, with the
+    # signature clamd named). Only none and clean files are ever served.
+    scan_status: Mapped[str] = mapped_column(String(20), default="none", server_default="none")
+    scan_signature: Mapped[str | None] = mapped_column(String(200))
+    scanned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -16,6 +16,15 @@ class AttachmentOut(BaseModel):
     content_type: str
     size: int
     url: str
+    scan_status: Literal["none", "clean", "pending", "blocked"] = Field(
+        default="none",
+        description="The antivirus verdict: none (no antivirus configured), clean, pending "
+        "(held until the antivirus answers; downloads answer 409) or blocked (a threat was "
+        "found: quarantined, downloads answer 403 attachment_blocked).",
+    )
+    scan_signature: str | None = Field(
+        default=None, description="For a blocked file: the threat the antivirus named."
+    )
 
 
 class MessageOut(BaseModel):
@@ -40,6 +49,12 @@ class MessageOut(BaseModel):
         description="For a message to a messenger customer: queued, sending, sent, "
         "delivered, read or failed; waiting: held until the customer writes again (a "
         "platform's reply window, WhatsApp's 24 hours) (null elsewhere).",
+    )
+    masked: bool = Field(
+        default=False,
+        description="Staff view only: personal data (card, phone, passport, INN, SNILS, "
+        "account numbers, e-mails) in the text or file names is hidden. Those allowed get "
+        "the original from POST .../messages/{id}/unmask after verifying the customer.",
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.conversations.models import Attachment, Conversation, Message
@@ -19,16 +19,21 @@ from okno.errors import BadRequest, Forbidden, NotFound
 from okno.events.service import last_seq
 from okno.inputs import MAX_SEQ
 from okno.operators.models import User
+from okno.security import permissions
 
 OPEN_STATUSES = ("waiting", "assigned")  # what staff serve
 UNFINISHED = ("bot", *OPEN_STATUSES)  # what the customer is still in
 
 
 def staff_may_access(conversation: Conversation, user: User) -> bool:
-    """The team rule: admins and team-less supervisors see all; others their team's dialogs,
-    dialogs not yet given a team, and dialogs assigned to them."""
-    if user.role == "admin" or (user.role == "supervisor" and user.team_id is None):
+    """The team rule: those who see all teams (admins, team-less supervisors, integrations
+    with ``conversations.read_all``) see all; others with ``conversations.read_team`` their
+    team's dialogs, dialogs not yet given a team, and dialogs assigned to them; anyone else
+    (a security officer, an auditor) none."""
+    if permissions.sees_all_teams(user):
         return True
+    if not permissions.has(user, "conversations.read_team"):
+        return False
     if conversation.assignee_id == user.id:
         return True
     return conversation.team_id is None or conversation.team_id == user.team_id
@@ -36,8 +41,10 @@ def staff_may_access(conversation: Conversation, user: User) -> bool:
 
 def _scope_clause(user: User) -> ColumnElement[bool] | None:
     """The team rule as SQL (None: the user sees everything); agrees with staff_may_access."""
-    if user.role == "admin" or (user.role == "supervisor" and user.team_id is None):
+    if permissions.sees_all_teams(user):
         return None
+    if not permissions.has(user, "conversations.read_team"):
+        return false()
     return or_(
         Conversation.assignee_id == user.id,
         Conversation.team_id.is_(None),
@@ -370,7 +377,10 @@ async def open_dialog_groups(session: AsyncSession, *, viewer: User) -> list[Ope
             Conversation.status,
         )
     )
-    clause = _scope_clause(viewer)
+    # Counts carry no content: an auditor (reports.read, no dialog access) sees the whole
+    # centre's figures; everyone else the dialogs their team rule lets them see.
+    aggregate_only = not permissions.has(viewer, "conversations.read_team")
+    clause = None if aggregate_only else _scope_clause(viewer)
     rows = await session.execute(query if clause is None else query.where(clause))
     return [
         OpenGroup(

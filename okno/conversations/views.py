@@ -21,6 +21,7 @@ from okno.conversations.schemas import (
 from okno.conversations.service import attachments_of
 from okno.customers.models import Customer
 from okno.operators.models import User
+from okno.security import masking
 
 BOT_NAME = "Бот"
 SYSTEM_NAME = "okno"
@@ -42,6 +43,8 @@ def attachment_out(att: Attachment, url_prefix: str) -> AttachmentOut:
         content_type=att.content_type,
         size=att.size,
         url=f"{url_prefix}/{att.id}",
+        scan_status=att.scan_status or "none",  # type: ignore[arg-type]
+        scan_signature=att.scan_signature,
     )
 
 
@@ -53,10 +56,13 @@ async def messages_out(
     attachments: list[Attachment] | None = None,
     customer_names: dict[int, str] | None = None,
     user_names: dict[int, str] | None = None,
+    masked: bool,
 ) -> list[MessageOut]:
     """Shape messages; ``url_prefix`` is where this audience downloads attachments.
     Names the caller already knows (``customer_names`` by conversation id, ``user_names``
-    by user id) are not looked up again."""
+    by user id) are not looked up again. ``masked``: for staff eyes, personal data in
+    the text and file names hidden (the stored text stays whole); a customer's own view
+    and the stored event payloads are unmasked."""
     if not messages:
         return []
     users = user_names or {}
@@ -105,12 +111,17 @@ async def messages_out(
                 delivery=delivery.get(m.id),
             )
         )
+    if masked:
+        return [MessageOut.model_validate(masking.message(m.model_dump())) for m in out]
     return out
 
 
 async def conversations_out(
-    session: AsyncSession, conversations: list[Conversation]
+    session: AsyncSession, conversations: list[Conversation], *, masked: bool
 ) -> list[ConversationOut]:
+    """Shape dialogs; ``masked`` (staff screens): the preview and customer name hidden
+    where they hold personal data. Event payloads are stored unmasked and masked per
+    viewer when sent."""
     if not conversations:
         return []
     users = await _names(session, User, (c.assignee_id for c in conversations))
@@ -150,8 +161,12 @@ async def conversations_out(
                 customer_read_seq=c.customer_read_seq or 0,
             )
         )
+    if masked:
+        return [ConversationOut.model_validate(masking.conversation(c.model_dump())) for c in out]
     return out
 
 
-async def conversation_out(session: AsyncSession, conversation: Conversation) -> ConversationOut:
-    return (await conversations_out(session, [conversation]))[0]
+async def conversation_out(
+    session: AsyncSession, conversation: Conversation, *, masked: bool
+) -> ConversationOut:
+    return (await conversations_out(session, [conversation], masked=masked))[0]

@@ -49,3 +49,29 @@ class CustomerIdentity(Base):
     channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
     external_id: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CustomerVerification(Base):
+    """One check that the person in a dialog is the bank's customer they claim to be: an
+    operator starts it, the customer answers in the chat (a secret word, or a one-time code
+    the bank's back-end sent them), the back-end says yes or no. While ``verified_until``
+    is ahead, those allowed may unmask personal data and run sensitive actions in this
+    dialog. The answer itself is held only until it is checked, then erased."""
+
+    __tablename__ = "customer_verifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    started_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    method: Mapped[str] = mapped_column(String(20))  # secret_word | one_time_code
+    bank_customer_id: Mapped[str] = mapped_column(String(100))
+    # awaiting_answer -> checking -> verified | failed (| awaiting_answer after a wrong
+    # answer while attempts remain); cancelled when the operator starts over
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    answer: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    verified_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

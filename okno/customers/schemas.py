@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -49,6 +49,11 @@ class CustomerCard(BaseModel):
     notes: list[NoteOut]
     dialogs: list[DialogOut]
     created_at: datetime
+    can_call: bool = Field(
+        default=False,
+        description="A click-to-call gateway is configured: POST .../call places the call "
+        "(the number itself is never shown).",
+    )
 
 
 class TimelineMessage(MessageOut):
@@ -92,3 +97,63 @@ class MergeIn(Input):
         description="The customer to join into this one: their channels, dialogs and notes "
         "move here.",
     )
+
+
+class VerificationIn(Input):
+    method: Literal["secret_word", "one_time_code"] = Field(
+        description="secret_word: the customer writes their secret word in the chat; "
+        "one_time_code: the bank sends them a code, they write it in the chat."
+    )
+    bank_customer_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Who the customer says they are at the bank. Default: the id the bank "
+        "signed for this dialog, or the customer's bank_customer_id attribute.",
+    )
+
+
+class VerificationOut(BaseModel):
+    id: int
+    conversation_id: int
+    method: str
+    status: str = Field(description="awaiting_answer, checking, verified, failed or cancelled.")
+    verified: bool = Field(description="Verified, and the time has not run out.")
+    attempts_left: int
+    reason: str | None = Field(
+        description="Why it failed (wrong_answer, backend_unavailable, code_not_sent)."
+    )
+    started_by: int
+    started_at: datetime
+    verified_until: datetime | None
+
+
+class VerificationStateOut(BaseModel):
+    available: bool = Field(description="The bank's verification service is configured.")
+    verified: bool
+    may_unmask: bool = Field(
+        description="Your role may unmask personal data (once the customer is verified)."
+    )
+    current: VerificationOut | None
+
+
+class UnmaskedAttachment(BaseModel):
+    id: int
+    filename: str
+
+
+class UnmaskedOut(BaseModel):
+    message_id: int
+    text: str = Field(description="The message as the customer wrote it.")
+    attachments: list[UnmaskedAttachment]
+
+
+class CallIn(Input):
+    conversation_id: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="The dialog the call is about."
+    )
+
+
+class CallOut(BaseModel):
+    status: Literal["calling"] = "calling"
+    call_id: str | None = Field(description="The PBX's id of the call, when it gives one.")

@@ -30,9 +30,13 @@ AfterHook = Callable[[], Awaitable[None]]
 T = TypeVar("T")
 
 
-def before_commit(session: AsyncSession, key: str, hook: Hook) -> None:
-    """Run ``hook(session)`` once, right before this transaction commits."""
-    hooks: dict[str, Hook] = session.info.setdefault("before_commit", {})
+def before_commit(session: AsyncSession, key: str, hook: Hook, *, last: bool = False) -> None:
+    """Run ``hook(session)`` once, right before this transaction commits. ``last`` hooks
+    run after all others: the audit log takes its chain lock there, so every transaction
+    takes its locks in one order (no deadlock) and holds that lock only until commit."""
+    hooks: dict[str, Hook] = session.info.setdefault(
+        "before_commit_last" if last else "before_commit", {}
+    )
     hooks.setdefault(key, hook)
 
 
@@ -115,6 +119,8 @@ class Database:
             try:
                 yield session
                 for hook in list(session.info.get("before_commit", {}).values()):
+                    await hook(session)
+                for hook in list(session.info.get("before_commit_last", {}).values()):
                     await hook(session)
                 await session.commit()
             except BaseException:

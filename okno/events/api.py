@@ -12,11 +12,16 @@ from okno.errors import OknoError
 from okno.events import stream
 from okno.events.hub import staff_viewer
 from okno.events.service import ephemeral, events_after, last_seq
-from okno.http import CurrentUser, State, staff_from_socket, ws_state
+from okno.http import State, require, staff_from_socket, ws_state
 from okno.inputs import MAX_SEQ, SeqQuery
 from okno.operators import presence
+from okno.operators.models import User
+from okno.security import permissions
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
+# Events carry dialogs' messages: the same permission as reading dialogs (team rule on top).
+STREAM_PERMISSION = "conversations.read_team"
+Reader = Annotated[User, require(STREAM_PERMISSION)]
 
 
 class EventOut(BaseModel):
@@ -33,7 +38,7 @@ class EventsOut(BaseModel):
 
 @router.get("/events", response_model=EventsOut)
 async def catch_up(
-    user: CurrentUser,
+    user: Reader,
     state: State,
     after_seq: SeqQuery = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
@@ -50,6 +55,7 @@ async def catch_up(
 
 
 @router.websocket("/ws")
+@permissions.declare(STREAM_PERMISSION)
 async def staff_socket(
     websocket: WebSocket,
     token: str = "",
@@ -62,6 +68,11 @@ async def staff_socket(
         user, expires_at = await staff_from_socket(websocket, state, token)
     except OknoError as exc:
         await stream.send_error(websocket, exc.code, exc.message, 4401)
+        return
+    try:
+        permissions.check(user, STREAM_PERMISSION, "follow dialogs live")
+    except OknoError as exc:
+        await stream.send_error(websocket, exc.code, exc.message, 4403)
         return
     async with state.db.transaction() as session:
         await presence.connected(session, user=user)

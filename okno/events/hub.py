@@ -94,7 +94,7 @@ class Hub:
         self.by_user[v.user_id].add(conn)
         if v.sees_everything:
             self.see_all.add(conn)
-        elif v.role == "supervisor" and v.team_id is not None:
+        elif v.monitors_team and v.team_id is not None:
             self.supervisors_by_team[v.team_id].add(conn)
         else:
             self.operators_by_team[v.team_id].add(conn)
@@ -165,4 +165,9 @@ class Hub:
 
 
 def staff_viewer(user: Any) -> StaffViewer:
-    return StaffViewer(user_id=user.id, role=user.role, team_id=user.team_id)
+    return StaffViewer(
+        user_id=user.id,
+        role=user.role,
+        team_id=user.team_id,
+        token_scopes=getattr(user, "token_scopes", None),
+    )

@@ -22,7 +22,8 @@ from okno.db.base import utcnow
 from okno.db.session import after_commit, before_commit
 from okno.errors import Gone
 from okno.events.models import Counter, Event
-from okno.events.visibility import CustomerViewer, Viewer, visible_clause
+from okno.events.visibility import CustomerViewer, StaffViewer, Viewer, visible_clause
+from okno.security import masking
 
 
 @dataclass
@@ -50,7 +51,10 @@ def envelope(row: dict[str, Any], viewer: Viewer | None = None) -> dict[str, Any
     """The public shape of an event: what sockets and the catch-up API send.
 
     A customer gets a slimmed payload: the dialog's id, status and who serves it (by
-    name), never internal fields such as team, topic, priority or resolution.
+    name), never internal fields such as team, topic, priority or resolution. Staff get
+    the payload with personal data masked (the stored payload keeps the original text,
+    which the customer's own screen shows). No viewer: the stored shape, for the caller
+    to finish.
     """
     payload = row["payload"]
     message = payload.get("message")
@@ -58,6 +62,8 @@ def envelope(row: dict[str, Any], viewer: Viewer | None = None) -> dict[str, Any
         payload = {**payload, "message": {**message, "seq": row["seq"]}}
     if isinstance(viewer, CustomerViewer):
         payload = customer_payload(payload)
+    elif isinstance(viewer, StaffViewer):
+        payload = masking.staff_payload(payload)
     return {
         "seq": row["seq"],
         "type": row["type"],
@@ -68,7 +74,10 @@ def envelope(row: dict[str, Any], viewer: Viewer | None = None) -> dict[str, Any
 
 def customer_payload(payload: dict[str, Any]) -> dict[str, Any]:
     slim = {
-        k: v for k, v in payload.items() if k in ("message", "reader", "up_to_seq", "who", "widget")
+        k: v
+        for k, v in payload.items()
+        # message_id + attachments: an antivirus verdict on a file the customer sent
+        if k in ("message", "reader", "up_to_seq", "who", "widget", "message_id", "attachments")
     }
     conversation = payload.get("conversation")
     if conversation is not None:

@@ -20,6 +20,7 @@ from okno.errors import BadRequest
 from okno.events.service import PendingEvent, record_event
 from okno.operators.models import PRESENCE_STATUSES, Presence, User
 from okno.routing.triggers import request_dispatch
+from okno.security import permissions
 
 CONNECTED_WITHIN = timedelta(seconds=60)
 HEARTBEAT_SECONDS = 20
@@ -128,14 +129,14 @@ async def heartbeat(session: AsyncSession, *, user_ids: list[int]) -> None:
 
 
 async def list_presence(session: AsyncSession, *, viewer: User) -> list[PresenceView]:
-    """Staff presence the viewer may see: everyone for admins and team-less supervisors,
-    otherwise the viewer's team."""
+    """Staff presence the viewer may see: everyone for those who see all teams (admins,
+    team-less supervisors) or no dialogs at all (auditors), otherwise the viewer's team."""
     query = (
         select(User, Presence)
         .outerjoin(Presence, Presence.user_id == User.id)
-        .where(User.is_active)
+        .where(User.is_active, User.role.in_(permissions.INTERACTIVE_ROLES))
     )
-    if not (viewer.role == "admin" or (viewer.role == "supervisor" and viewer.team_id is None)):
+    if not permissions.sees_all_staff(viewer):
         query = query.where(User.team_id == viewer.team_id)
     now = utcnow()
     rows = await session.execute(query.order_by(User.display_name))

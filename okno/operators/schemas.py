@@ -11,7 +11,9 @@ from pydantic_core import PydanticCustomError
 from okno.inputs import MAX_ID, Input
 from okno.operators import skills as skill_rules
 
-Role = Literal["operator", "supervisor", "admin"]  # okno.operators.models.ROLES
+# okno.security.permissions.INTERACTIVE_ROLES (a test keeps them equal); integration
+# accounts are made with their API token, not here.
+Role = Literal["operator", "senior_operator", "supervisor", "admin", "security_officer", "auditor"]
 Login = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^\S+$")
 ]

@@ -9,17 +9,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okno.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+from okno.errors import BadRequest, Conflict, NotFound, Unauthorized, Unprocessable
+from okno.operators import revocation
 from okno.operators import skills as skill_rules
-from okno.operators.models import ROLES, Team, User
+from okno.operators.models import Team, User
 from okno.routing.triggers import request_dispatch
-from okno.security import tokens
+from okno.security import password_policy, permissions, tokens
 from okno.security.passwords import hash_password, verify_password
 
-MIN_PASSWORD = 8  # the CLI's floor (``okno users create``)
-# What an admin may set through the API: the staff pages are where most accounts are made,
-# and a bank's policy asks for more than the CLI's bootstrap minimum.
-ADMIN_MIN_PASSWORD = 10
+# Roles a staff account can be given here; integration accounts come with API tokens.
+ROLES = permissions.INTERACTIVE_ROLES
 
 
 async def get_or_create_team(session: AsyncSession, *, name: str) -> Team:
@@ -50,21 +49,28 @@ async def create_user(
     capacity: int = 5,
     password_hash: str | None = None,
     skills: dict[str, int] | None = None,
+    check_policy: bool = True,
+    min_length: int = password_policy.DEFAULT_MIN_LENGTH,
+    min_classes: int = password_policy.DEFAULT_MIN_CLASSES,
 ) -> User:
     """Create a staff user; raises BadRequest for a bad role/password, Conflict if taken.
 
-    ``password_hash`` (an argon2 hash) imports an account moved from another system
-    without knowing its password; then ``password`` is ignored.
+    The password passes the same policy as through the API (okno.security.password_policy;
+    ``check_policy=False`` only for the demo's well-known accounts). ``password_hash`` (an
+    argon2 hash) imports an account moved from another system without knowing its
+    password; then ``password`` is ignored.
     """
     login = login.strip()
     if not login or len(login) > 100 or any(c.isspace() for c in login):
         raise BadRequest("login must be 1-100 characters without spaces", code="invalid_login")
     if role not in ROLES:
-        raise BadRequest(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
-    if password_hash is None and len(password) < MIN_PASSWORD:
-        raise BadRequest(
-            f"password must be at least {MIN_PASSWORD} characters", code="weak_password"
+        raise BadRequest(_role_problem(role), code="invalid_role")
+    if password_hash is None and check_policy:
+        reason = password_policy.problem(
+            password, login=login, min_length=min_length, min_classes=min_classes
         )
+        if reason:
+            raise BadRequest(reason, code="weak_password")
     if capacity < 1 or capacity > 100:
         raise BadRequest("capacity must be between 1 and 100", code="invalid_capacity")
     checked_skills = _skills(skills, error=BadRequest)
@@ -107,32 +113,40 @@ async def list_users(session: AsyncSession, *, include_disabled: bool = False) -
     """Staff by login; disabled accounts only when asked (the admin page lists them)."""
     query = select(User).order_by(User.login)
     if not include_disabled:
-        query = query.where(User.is_active)
+        # the directory is of colleagues: an API token's account is nobody's transfer target
+        query = query.where(User.is_active, User.role.in_(permissions.INTERACTIVE_ROLES))
     return list((await session.scalars(query)).all())
 
 
 # --- administration (admins only) -------------------------------------------------------
 
 
-def require_admin(user: User, what: str = "manage staff") -> None:
-    """Refuse anyone but an admin (403 ``forbidden_role``)."""
-    if user.role != "admin":
-        raise Forbidden(f"only admins may {what}", code="forbidden_role")
+def check_admin_grant(actor: User) -> None:
+    """Separation of duties: a security officer manages accounts and roles but cannot make
+    anyone an admin (who could then read every dialog), nor change an admin's account."""
+    permissions.check(actor, "users.manage_admins", "give the admin role or change an admin")
 
 
-async def hash_new_password(password: str) -> str:
-    """Check the password policy and hash it.
+def _role_problem(role: str) -> str:
+    if role == "integration":
+        return "integration accounts are made with their API token (`okno tokens create`)"
+    return f"role must be one of {', '.join(ROLES)}"
+
+
+async def hash_new_password(
+    password: str,
+    *,
+    login: str = "",
+    min_length: int = password_policy.DEFAULT_MIN_LENGTH,
+    min_classes: int = password_policy.DEFAULT_MIN_CLASSES,
+) -> str:
+    """Check the password policy (okno.security.password_policy) and hash it.
 
     Called before the transaction opens: argon2 takes ~0.1-0.2 s of CPU, which inside a
     write would hold the database's write lock (SQLite) that long; in a thread so the event
     loop keeps serving sockets meanwhile.
     """
-    if len(password) < ADMIN_MIN_PASSWORD:
-        raise Unprocessable(
-            f"password must be at least {ADMIN_MIN_PASSWORD} characters",
-            code="weak_password",
-            field="password",
-        )
+    password_policy.check(password, login=login, min_length=min_length, min_classes=min_classes)
     return await asyncio.to_thread(hash_password, password)
 
 
@@ -152,13 +166,14 @@ async def add_user(
     team_id: int | None,
     capacity: int,
     skills: dict[str, int] | None = None,
+    actor: User | None = None,
 ) -> User:
     """An admin creates an account (the password already checked and hashed by
     ``hash_new_password``). 409 ``login_taken``, 422 ``unknown_team``."""
     if role not in ROLES:
-        raise Unprocessable(
-            f"role must be one of {', '.join(ROLES)}", code="invalid_role", field="role"
-        )
+        raise Unprocessable(_role_problem(role), code="invalid_role", field="role")
+    if role == "admin" and actor is not None:
+        check_admin_grant(actor)
     if await session.scalar(select(User.id).where(User.login == login)):
         raise Conflict(f"login {login!r} is taken", code="login_taken", field="login")
     user = User(
@@ -201,13 +216,16 @@ async def update_user(
             raise Conflict(
                 "you cannot disable your own account", code="self_lockout", field="is_active"
             )
-        if "role" in changes and changes["role"] != "admin":
-            raise Conflict(
-                "you cannot take away your own admin role", code="self_lockout", field="role"
-            )
-    if "role" in changes and changes["role"] not in ROLES:
+        if "role" in changes and changes["role"] != user.role:
+            # no one lowers their own rights by mistake, nor raises them at all
+            raise Conflict("you cannot change your own role", code="self_lockout", field="role")
+    if user.role == "admin" or changes.get("role") == "admin":
+        check_admin_grant(actor)
+    if "role" in changes and (changes["role"] not in ROLES or user.role not in ROLES):
         raise Unprocessable(
-            f"role must be one of {', '.join(ROLES)}", code="invalid_role", field="role"
+            _role_problem(changes["role"] if user.role in ROLES else user.role),
+            code="invalid_role",
+            field="role",
         )
     if "team_id" in changes:
         await _team_for(session, changes["team_id"])
@@ -229,6 +247,9 @@ async def update_user(
     if changes.get("password_hash"):
         user.password_hash = changes["password_hash"]
         changed.append("password")
+    if "password" in changed or ("is_active" in changed and not user.is_active):
+        # a new password or a disabled account ends every token and session at once
+        await revocation.revoke(session, user.id)
     if {"skills", "capacity", "team_id", "is_active"} & set(changed):
         await request_dispatch(session)  # waiting dialogs may fit this operator now
     await session.flush()
@@ -274,11 +295,21 @@ async def authenticate(session: AsyncSession, *, login: str, password: str) -> U
     ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
         raise Unauthorized("wrong login or password", code="bad_credentials")
+    if user.role not in permissions.INTERACTIVE_ROLES:
+        # integration accounts act only through their API token
+        raise Unauthorized("wrong login or password", code="bad_credentials")
     return user
 
 
-def issue_access_token(key: str, user: User, *, minutes: int) -> str:
-    return tokens.issue(key, typ=tokens.STAFF, subject=str(user.id), ttl=timedelta(minutes=minutes))
+def issue_access_token(key: str, user: User, *, minutes: int, generation: int = 0) -> str:
+    """A staff bearer token carrying the account's credential generation (revocation)."""
+    return tokens.issue(
+        key,
+        typ=tokens.STAFF,
+        subject=str(user.id),
+        ttl=timedelta(minutes=minutes),
+        gen=generation,
+    )
 
 
 async def user_from_token(session: AsyncSession, *, key: str, token: str) -> User:
@@ -291,6 +322,9 @@ async def user_from_token(session: AsyncSession, *, key: str, token: str) -> Use
     user = await session.get(User, user_id)
     if user is None or not user.is_active:
         raise Unauthorized("this account is disabled", code="account_disabled")
+    if user.role not in permissions.INTERACTIVE_ROLES:
+        raise Unauthorized("the token is not valid", code="token_invalid")
+    await revocation.check(session, user.id, claims.get("gen"))
     return user
 
 

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.conversations import service as conversations
 from okno.customers import service as customers
-from okno.http import CurrentUser, State, write
+from okno.http import State, require, write
 from okno.inputs import IdPath
+from okno.operators.models import User
 from okno.replies import service
 from okno.replies.models import SavedReply
 from okno.replies.schemas import (
@@ -23,6 +24,9 @@ from okno.replies.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/saved-replies", tags=["saved replies"])
+# Everyone who serves customers uses saved replies; who may change which is the
+# service's rule (templates.manage_team, templates.manage_all).
+Member = Annotated[User, require("templates.use")]
 
 
 def reply_out(r: SavedReply) -> SavedReplyOut:
@@ -40,7 +44,7 @@ def reply_out(r: SavedReply) -> SavedReplyOut:
 
 @router.get("", response_model=SavedRepliesOut)
 async def search(
-    user: CurrentUser,
+    user: Member,
     state: State,
     q: Annotated[str, Query(max_length=100)] = "",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -52,7 +56,7 @@ async def search(
 
 
 @router.post("", response_model=SavedReplyOut, status_code=201)
-async def create(body: SavedReplyIn, user: CurrentUser, state: State) -> SavedReplyOut:
+async def create(body: SavedReplyIn, user: Member, state: State) -> SavedReplyOut:
     async def run(session: AsyncSession) -> SavedReplyOut:
         return reply_out(await service.create(session, actor=user, **body.model_dump()))
 
@@ -61,7 +65,7 @@ async def create(body: SavedReplyIn, user: CurrentUser, state: State) -> SavedRe
 
 @router.patch("/{reply_id}", response_model=SavedReplyOut)
 async def update(
-    reply_id: IdPath, body: SavedReplyPatch, user: CurrentUser, state: State
+    reply_id: IdPath, body: SavedReplyPatch, user: Member, state: State
 ) -> SavedReplyOut:
     async def run(session: AsyncSession) -> SavedReplyOut:
         reply = await service.access(session, reply_id, user, edit=True)
@@ -71,7 +75,7 @@ async def update(
 
 
 @router.delete("/{reply_id}", status_code=204)
-async def delete(reply_id: IdPath, user: CurrentUser, state: State) -> Response:
+async def delete(reply_id: IdPath, user: Member, state: State) -> Response:
     async def run(session: AsyncSession) -> None:
         reply = await service.access(session, reply_id, user, edit=True)
         await session.delete(reply)
@@ -81,9 +85,7 @@ async def delete(reply_id: IdPath, user: CurrentUser, state: State) -> Response:
 
 
 @router.post("/{reply_id}/render", response_model=Rendered)
-async def render(
-    reply_id: IdPath, body: RenderRequest, user: CurrentUser, state: State
-) -> Rendered:
+async def render(reply_id: IdPath, body: RenderRequest, user: Member, state: State) -> Rendered:
     """The reply's text with the dialog's customer and your name filled in."""
     async with state.db.read() as session:
         reply = await service.access(session, reply_id, user, edit=False)

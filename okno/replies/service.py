@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.db.base import utcnow
 from okno.errors import BadRequest, Forbidden, NotFound
-from okno.operators.models import User
+from okno.operators.models import Team, User
 from okno.replies.models import SavedReply
+from okno.security.permissions import has
 
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+\.[a-z_]+)\s*\}\}")
 KNOWN = ("customer.first_name", "customer.name", "operator.first_name", "operator.name")
-SUPERVISING = ("supervisor", "admin")
 
 
 def check_placeholders(body: str) -> None:
@@ -58,9 +58,9 @@ def render(body: str, *, customer_name: str, operator_name: str) -> str:
 def may_edit(reply: SavedReply, user: User) -> bool:
     if reply.scope == "personal":
         return reply.owner_id == user.id
-    if user.role == "admin":
+    if has(user, "templates.manage_all"):
         return True
-    if reply.scope == "team" and user.role == "supervisor":
+    if reply.scope == "team" and has(user, "templates.manage_team"):
         return user.team_id is None or user.team_id == reply.team_id
     return False
 
@@ -83,18 +83,29 @@ async def create(
     body: str,
     team_id: int | None = None,
 ) -> SavedReply:
-    """Save a reply; operators save personal ones, supervisors team ones, admins any."""
+    """Save a reply; operators save personal ones, senior operators and supervisors their
+    team's (a team-less supervisor any team's), admins any."""
     check_placeholders(body)
     if scope == "team":
         team_id = team_id or actor.team_id
         if team_id is None:
             raise BadRequest("say which team the reply is for", code="team_required")
-        if actor.role not in SUPERVISING or (
-            actor.role == "supervisor" and actor.team_id not in (None, team_id)
+        if await session.get(Team, team_id) is None:
+            raise NotFound(f"no team {team_id}", code="team_not_found")
+        if not has(actor, "templates.manage_all") and (
+            not has(actor, "templates.manage_team") or actor.team_id not in (None, team_id)
         ):
-            raise Forbidden("team replies are kept by the team's supervisor", code="forbidden_role")
-    elif scope == "shared" and actor.role != "admin":
-        raise Forbidden("replies for everyone are kept by admins", code="forbidden_role")
+            raise Forbidden(
+                "team replies are kept by the team's senior operators and supervisor",
+                code="forbidden_role",
+                permission="templates.manage_team",
+            )
+    elif scope == "shared" and not has(actor, "templates.manage_all"):
+        raise Forbidden(
+            "replies for everyone are kept by admins",
+            code="forbidden_role",
+            permission="templates.manage_all",
+        )
     now = utcnow()
     reply = SavedReply(
         scope=scope,

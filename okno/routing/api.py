@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import structlog
 from fastapi import APIRouter
@@ -10,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.conversations import service as conversations
 from okno.db.base import utcnow
-from okno.errors import Forbidden
-from okno.http import CurrentUser, State, write
+from okno.http import State, require, write
 from okno.inputs import IdPath
 from okno.operators.models import User
 from okno.routing import rules, service
@@ -27,11 +27,9 @@ from okno.routing.schemas import (
 
 log = structlog.get_logger("okno.routing")
 router = APIRouter(prefix="/api/v1", tags=["routing"])
-
-
-def _require(user: User, roles: tuple[str, ...]) -> None:
-    if user.role not in roles:
-        raise Forbidden("not allowed for your role", code="forbidden_role")
+Reader = Annotated[User, require("routing.read")]
+Manager = Annotated[User, require("routing.manage")]
+DialogReader = Annotated[User, require("conversations.read_team")]
 
 
 def queue_out(q: Queue, now: datetime) -> QueueOut:
@@ -55,9 +53,8 @@ def queue_out(q: Queue, now: datetime) -> QueueOut:
 
 
 @router.get("/routing/queues", response_model=QueuesOut)
-async def list_queues(user: CurrentUser, state: State) -> QueuesOut:
+async def list_queues(user: Reader, state: State) -> QueuesOut:
     """Every queue with its rules and whether it is open now (supervisors and admins)."""
-    _require(user, ("supervisor", "admin"))
     async with state.db.read() as session:
         rows = await service.list_queues(session)
     now = utcnow()
@@ -65,9 +62,7 @@ async def list_queues(user: CurrentUser, state: State) -> QueuesOut:
 
 
 @router.post("/routing/queues", response_model=QueueOut, status_code=201)
-async def create_queue(body: QueueIn, user: CurrentUser, state: State) -> QueueOut:
-    _require(user, ("admin",))
-
+async def create_queue(body: QueueIn, user: Manager, state: State) -> QueueOut:
     async def run(session: AsyncSession) -> QueueOut:
         queue = await service.save_queue(session, None, body.model_dump())
         return queue_out(queue, utcnow())
@@ -78,11 +73,7 @@ async def create_queue(body: QueueIn, user: CurrentUser, state: State) -> QueueO
 
 
 @router.patch("/routing/queues/{queue_id}", response_model=QueueOut)
-async def update_queue(
-    queue_id: IdPath, body: QueuePatch, user: CurrentUser, state: State
-) -> QueueOut:
-    _require(user, ("admin",))
-
+async def update_queue(queue_id: IdPath, body: QueuePatch, user: Manager, state: State) -> QueueOut:
     async def run(session: AsyncSession) -> QueueOut:
         queue = await service.get_queue(session, queue_id)
         values = body.model_dump(include=body.model_fields_set)
@@ -94,7 +85,7 @@ async def update_queue(
 
 
 @router.get("/conversations/{conversation_id}/assignments", response_model=AssignmentsOut)
-async def explain(conversation_id: IdPath, user: CurrentUser, state: State) -> AssignmentsOut:
+async def explain(conversation_id: IdPath, user: DialogReader, state: State) -> AssignmentsOut:
     """Every assignment of the dialog, oldest first: who got it, by which rule and
     strategy, and which candidates were weighed (best first)."""
     async with state.db.read() as session:

@@ -36,6 +36,7 @@ from okno.operators.models import Presence, Team, User
 from okno.operators.presence import CONNECTED_WITHIN
 from okno.routing import rules
 from okno.routing.models import STRATEGIES, Assignment, Queue
+from okno.security.permissions import roles_with
 
 ADVISORY_KEY = 7_270_001  # pg_advisory_xact_lock key of the dispatch pass
 MAX_CANDIDATES_LOGGED = 8
@@ -189,7 +190,7 @@ async def available_operators(session: AsyncSession, now: datetime) -> list[Cand
             .join(Presence, Presence.user_id == User.id)
             .where(
                 User.is_active.is_(True),
-                User.role == "operator",
+                User.role.in_(roles_with("conversations.receive")),
                 Presence.status == "online",
                 Presence.last_seen_at > now - CONNECTED_WITHIN,
             )
@@ -478,7 +479,11 @@ async def requeue_abandoned(
             select(Conversation)
             .join(User, User.id == Conversation.assignee_id)
             .join(Presence, Presence.user_id == User.id)
-            .where(Conversation.status == "assigned", User.role == "operator", gone)
+            .where(
+                Conversation.status == "assigned",
+                User.role.in_(roles_with("conversations.receive")),
+                gone,
+            )
         )
     ).all()
     for conv in rows:

@@ -119,9 +119,7 @@ def _classify(raw: str, before: str) -> str | None:
         return "phone"
     if n in (10, 12) and (_INN_WORDS.search(before) or (inn_ok(digits) and n == 12)):
         return "inn"
-    if n == 10 and (
-        _PASSPORT_WORDS.search(before) or re.fullmatch(r"\d{2} \d{2} \d{6}", raw)
-    ):
+    if n == 10 and (_PASSPORT_WORDS.search(before) or re.fullmatch(r"\d{2} \d{2} \d{6}", raw)):
         return "passport"
     if n == 10 and _INN_WORDS.search(before):
         return "inn"

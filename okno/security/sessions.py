@@ -33,13 +33,17 @@ class BrowserSession:
     csrf_hash: str
     signed_in_at: datetime
     expires_at: datetime
+    # the account's credential generation at sign-in (okno.operators.revocation)
+    generation: int = 0
 
 
 def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def start(key: str, *, user_id: int, idle_minutes: int) -> tuple[str, str]:
+def start(
+    key: str, *, user_id: int, idle_minutes: int, generation: int = 0
+) -> tuple[str, str]:
     """A new session: (session cookie value, CSRF token)."""
     csrf = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
@@ -50,6 +54,7 @@ def start(key: str, *, user_id: int, idle_minutes: int) -> tuple[str, str]:
         ttl=timedelta(minutes=idle_minutes),
         csrf=_hash(csrf),
         auth=int(now.timestamp()),
+        gen=generation,
     )
     return cookie, csrf
 
@@ -66,6 +71,7 @@ def read(key: str, cookie: str, *, max_minutes: int) -> BrowserSession:
             csrf_hash=str(claims["csrf"]),
             signed_in_at=signed_in,
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            generation=int(claims.get("gen", 0)),
         )
     except (KeyError, TypeError, ValueError):
         raise Unauthorized("the session is not valid", code="token_invalid") from None
@@ -83,6 +89,7 @@ def renew(key: str, session: BrowserSession, *, idle_minutes: int) -> str | None
         ttl=timedelta(minutes=idle_minutes),
         csrf=session.csrf_hash,
         auth=int(session.signed_in_at.timestamp()),
+        gen=session.generation,
     )
 
 

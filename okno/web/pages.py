@@ -21,8 +21,10 @@ from fastapi.templating import Jinja2Templates
 from okno.conversations import service as conversations
 from okno.errors import Forbidden, NotFound, OknoError
 from okno.inputs import IdPath
+from okno.operators import revocation
 from okno.operators.models import User
-from okno.security import sessions
+from okno.security import headers as security_headers
+from okno.security import permissions, sessions
 from okno.web import i18n
 
 WEB = Path(__file__).parent
@@ -38,13 +40,16 @@ STAFF_CSP = (
     "media-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; "
     "base-uri 'none'; form-action 'self'"
 )
-PAGE_ROLES = {
-    "workspace": ("operator", "supervisor", "admin"),
-    "supervisor": ("supervisor", "admin"),
-    "admin": ("admin",),
-    "templates": ("operator", "supervisor", "admin"),
-    "bot": ("supervisor", "admin"),  # supervisors read, admins change (the API decides)
-    "channels": ("admin",),
+# The permission each staff page needs (okno.security.permissions); what a page may then
+# change is the API's decision, so a read-only role gets a read-only page.
+PAGE_PERMISSIONS = {
+    "workspace": "conversations.read_team",
+    "supervisor": "reports.read",
+    "admin": "users.review",  # admins and security officers change, auditors read
+    "templates": "templates.use",
+    "bot": "bot.read",  # supervisors and auditors read, admins change
+    "channels": "channels.manage",
+    "audit": "audit.read",
 }
 
 
@@ -64,12 +69,14 @@ async def _signed_in(request: Request) -> User | None:
         return None
     try:
         browser = sessions.read(
-            state.signing_key, cookie, max_minutes=state.settings.access_token_minutes
+            state.signing_key, cookie, max_minutes=state.settings.session_max_minutes
         )
     except OknoError:
         return None
     async with state.db.read() as session:
         user = await session.get(User, browser.user_id)
+        if user is not None and await revocation.generation(session, user.id) != browser.generation:
+            return None  # signed out everywhere, or the password changed
     return user if user is not None and user.is_active else None
 
 
@@ -80,10 +87,16 @@ def _render(request: Request, name: str, *, status: int = 200, **context: Any) -
     def t(key: str, **values: object) -> str:
         return i18n.fill(table.get(key, key), values)
 
+    user = context.get("user")
+
+    def can(permission: str) -> bool:
+        """What the page shows (links, edit buttons) follows the signed-in permissions."""
+        return user is not None and permissions.has(user, permission)
+
     response = templates.TemplateResponse(
         request,
         name,
-        {"lang": lang, "t": t, "boot": {"lang": lang, "texts": table}, **context},
+        {"lang": lang, "t": t, "can": can, "boot": {"lang": lang, "texts": table}, **context},
         status_code=status,
     )
     response.headers["Content-Security-Policy"] = STAFF_CSP
@@ -96,7 +109,7 @@ async def _staff_page(request: Request, page: str, *, open_id: int | None = None
     if user is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
-    if user.role not in PAGE_ROLES[page]:
+    if not permissions.has(user, PAGE_PERMISSIONS[page]):
         log.warning("access.denied", user_id=user.id, page=page, role=user.role)
         return _render(request, "forbidden.html", status=403, user=user, page=page)
     lang = _lang(request)
@@ -107,6 +120,7 @@ async def _staff_page(request: Request, page: str, *, open_id: int | None = None
             "name": user.display_name,
             "role": user.role,
             "team_id": user.team_id,
+            "permissions": sorted(permissions.permissions_of(user)),
         },
         "lang": lang,
         "texts": i18n.texts(lang),
@@ -118,7 +132,9 @@ async def _staff_page(request: Request, page: str, *, open_id: int | None = None
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, next: str = "/") -> Response:
-    return _render(request, "login.html", next=_safe_next(next))
+    settings = request.app.state.okno.settings
+    oidc_on = bool(settings.oidc_issuer and settings.oidc_client_id)
+    return _render(request, "login.html", next=_safe_next(next), oidc=oidc_on)
 
 
 def _safe_next(target: str) -> str:
@@ -135,22 +151,29 @@ def _safe_next(target: str) -> str:
 
 
 @router.get("/lang/{code}")
-async def switch_language(code: str, next: str = "/") -> Response:
+async def switch_language(request: Request, code: str, next: str = "/") -> Response:
     """Remember the UI language in a cookie (a year) and go back."""
     response = RedirectResponse(_safe_next(next), status_code=303)
     if code in i18n.LANGUAGES:
         response.set_cookie(
-            i18n.LANG_COOKIE, code, max_age=365 * 24 * 3600, samesite="lax", httponly=True
+            i18n.LANG_COOKIE,
+            code,
+            max_age=365 * 24 * 3600,
+            samesite="lax",
+            httponly=True,
+            secure=request.url.scheme == "https",
         )
     return response
 
 
 @router.get("/", response_class=HTMLResponse)
+@permissions.declare(PAGE_PERMISSIONS["workspace"])
 async def workspace_page(request: Request) -> Response:
     return await _staff_page(request, "workspace")
 
 
 @router.get("/c/{conversation_id}", response_class=HTMLResponse)
+@permissions.declare(PAGE_PERMISSIONS["workspace"])
 async def dialog_page(request: Request, conversation_id: IdPath) -> Response:
     """The workspace with one dialog open: a link a colleague can share. Another team's
     dialog answers 403 here as in the API, and the attempt is logged."""
@@ -171,21 +194,25 @@ async def dialog_page(request: Request, conversation_id: IdPath) -> Response:
 
 
 @router.get("/supervisor", response_class=HTMLResponse)
+@permissions.declare(PAGE_PERMISSIONS["supervisor"])
 async def supervisor_page(request: Request) -> Response:
     return await _staff_page(request, "supervisor")
 
 
 @router.get("/admin", response_class=HTMLResponse)
+@permissions.declare(PAGE_PERMISSIONS["admin"])
 async def admin_page(request: Request) -> Response:
     return await _staff_page(request, "admin")
 
 
 @router.get("/templates", response_class=HTMLResponse)
+@permissions.declare(PAGE_PERMISSIONS["templates"])
 async def templates_page(request: Request) -> Response:
     return await _staff_page(request, "templates")
 
 
 @router.get("/bot", response_class=HTMLResponse)
+@permissions.declare(PAGE_PERMISSIONS["bot"])
 async def bot_page(request: Request) -> Response:
     """The bot's content: articles with history, unanswered questions, template
     candidates, the threshold trade-off and the bot's figures."""
@@ -193,25 +220,35 @@ async def bot_page(request: Request) -> Response:
 
 
 @router.get("/channels", response_class=HTMLResponse)
+@permissions.declare(PAGE_PERMISSIONS["channels"])
 async def channels_page(request: Request) -> Response:
     """Messenger channels: add one, change its settings, check it with the platform, see
     the address to give the platform and the channel's recent errors."""
     return await _staff_page(request, "channels")
 
 
+@router.get("/audit", response_class=HTMLResponse)
+@permissions.declare(PAGE_PERMISSIONS["audit"])
+async def audit_page(request: Request) -> Response:
+    """The audit log for the security officer: search by who, what, which object and
+    when; verify the hash chain; retention runs and a dry run."""
+    return await _staff_page(request, "audit")
+
+
 @router.get("/demo", response_class=HTMLResponse)
 async def demo_page(request: Request, key: str = "demo", lang: str = "ru") -> HTMLResponse:
     """A fictional bank's page with the widget embedded by one script tag (``lang=en``: the
     widget's own labels in English)."""
-    return templates.TemplateResponse(
+    base_url = _base_url(request)
+    response = templates.TemplateResponse(
         request,
         "demo.html",
-        {
-            "base_url": _base_url(request),
-            "widget_key": key,
-            "widget_lang": "en" if lang == "en" else "",
-        },
+        {"base_url": base_url, "widget_key": key, "widget_lang": "en" if lang == "en" else ""},
     )
+    # as strict as a careful bank's own page: the widget must work under it
+    response.headers["Content-Security-Policy"] = security_headers.demo_csp(base_url)
+    response.headers["Permissions-Policy"] = security_headers.DEMO_PERMISSIONS_POLICY
+    return response
 
 
 @router.get("/widget.js")

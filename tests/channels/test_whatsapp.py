@@ -319,8 +319,9 @@ def test_location_contacts_voice_and_a_missing_file_are_shown_to_the_operator(
     messages = staff_messages(live, the_dialog(live)["id"])
     assert messages[0]["text"] == "📍 Офис, Москва"
     assert messages[0]["meta"]["location"] == {"lat": 55.7539, "lon": 37.6208}
-    assert messages[1]["text"] == "👤 Пётр Сидоров +7 900 765-43-21"
-    assert messages[1]["meta"]["contact"] == {"name": "Пётр Сидоров", "phone": "+7 900 765-43-21"}
+    # staff never see a phone number: the shared contact's number is masked
+    assert messages[1]["text"] == "👤 Пётр Сидоров [телефон]"
+    assert messages[1]["meta"]["contact"] == {"name": "Пётр Сидоров", "phone": "[телефон]"}
     assert messages[2]["meta"]["files_failed"][0]["reason"] == "download_failed"
     assert messages[2]["meta"]["files_failed"][0]["filename"].endswith(".ogg")
     assert "unsupported" in messages[3]["text"]

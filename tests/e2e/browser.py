@@ -45,8 +45,35 @@ NOTIFICATION_SPY = """
 """
 
 
+# Content-Security-Policy violations seen by any page of the current test (the autouse
+# fixture in conftest.py fails the test on any): a page whose policy blocks its own
+# script or style is broken even when the part the test looks at works.
+CSP_VIOLATIONS: list[str] = []
+
+
+def _is_csp_violation(text: str) -> bool:
+    return "Content Security Policy" in text or "Content-Security-Policy" in text
+
+
 async def launch(pw: Any) -> Any:
-    return await pw.chromium.launch(executable_path=services.require_chromium(), args=CHROMIUM_ARGS)
+    """Chromium whose every browser context reports CSP violations into CSP_VIOLATIONS."""
+    browser = await pw.chromium.launch(
+        executable_path=services.require_chromium(), args=CHROMIUM_ARGS
+    )
+    original = browser.new_context
+
+    async def new_context(*args: Any, **kwargs: Any) -> Any:
+        context = await original(*args, **kwargs)
+
+        def on_console(message: Any) -> None:
+            if _is_csp_violation(message.text):
+                CSP_VIOLATIONS.append(message.text)
+
+        context.on("console", on_console)
+        return context
+
+    browser.new_context = new_context
+    return browser
 
 
 def watch_dialogs(page: Any) -> list[str]:
@@ -57,9 +84,14 @@ def watch_dialogs(page: Any) -> list[str]:
 
 
 def watch_errors(page: Any) -> list[str]:
-    """Uncaught script errors: a page that throws is broken even if it looks fine."""
+    """Uncaught script errors and Content-Security-Policy violations: a page that throws
+    or whose policy blocks its own code is broken even if it looks fine."""
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on(
+        "console",
+        lambda m: errors.append(f"CSP: {m.text}") if _is_csp_violation(m.text) else None,
+    )
     return errors
 
 

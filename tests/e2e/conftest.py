@@ -21,6 +21,15 @@ from tests.e2e import browser as b
 from tests.system import server as srv
 
 
+@pytest.fixture(autouse=True)
+def no_csp_violations() -> Iterator[None]:
+    """Every page of every browser test runs under its Content-Security-Policy without a
+    violation (collected from the browser console by ``browser.launch``)."""
+    b.CSP_VIOLATIONS.clear()
+    yield
+    assert b.CSP_VIOLATIONS == [], b.CSP_VIOLATIONS
+
+
 @pytest.fixture(scope="session")
 def data_templates() -> dict[str, Path]:
     """Data directories prepared once per session, by name."""

@@ -41,8 +41,12 @@ def test_cookie_session_reads_and_writes_with_csrf(client: TestClient) -> None:
 
 
 def test_logout_ends_the_session(client: TestClient) -> None:
-    sign_in(client)
-    assert client.post("/api/v1/auth/logout").status_code == 204
+    csrf = sign_in(client)
+    # another site cannot sign an operator out: logout too needs the CSRF token
+    forged = client.post("/api/v1/auth/logout")
+    assert forged.status_code == 403 and forged.json()["code"] == "csrf_failed"
+    assert client.get("/api/v1/me").status_code == 200
+    assert client.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
     after = client.get("/api/v1/me")
     assert after.status_code == 401
 

@@ -121,7 +121,7 @@ def test_users_create(env: dict[str, str]) -> None:
         ]
     )
     assert_clean_failure(bad_role, "role")
-    assert_clean_failure(short_password, "password", "8")
+    assert_clean_failure(short_password, "password", "10")
     assert_clean_failure(duplicate, "anna", "taken")
     # Nothing half-written: no new user, and the team named in the failed calls is not there.
     assert _count(migrated, "SELECT count(*) FROM users") == 1

@@ -375,6 +375,9 @@ BUILT_KEYS: dict[str, tuple[str, ...]] = {
     "flows.kind.": STEP_KINDS,
     "flows.places.": PLACE_KINDS,
     "flows.source.": ("edit", "import", "off"),
+    "audit.outcome.": ("success", "failure", "denied", "locked"),
+    "audit.col.": ("seq", "at", "who", "ip", "action", "object", "outcome"),
+    "retention.col.": ("when", "kind", "messages", "files", "customers", "audit"),
 }
 
 

@@ -19,9 +19,9 @@ from okno.channels.widget.schemas import (
     WidgetConfig,
     WidgetMessage,
 )
-from okno.conversations import actions, inbound
+from okno.conversations import actions, inbound, scanning
 from okno.conversations import service as conversations
-from okno.conversations.attachments import StoredFile, store
+from okno.conversations.attachments import StoredFile
 from okno.conversations.messaging import ATTACHMENT_URL, clean_text
 from okno.conversations.models import Conversation, Message
 from okno.conversations.posting import post_and_shape
@@ -119,16 +119,14 @@ async def send_attachment(
     client_msg_id: Annotated[str, Form(min_length=1, max_length=100)],
     text: Annotated[str, Form()] = "",
 ) -> JSONResponse:
-    """Send an image or a PDF (checked by content, size-limited), with optional text."""
+    """Send an image or a PDF (checked by content, size-limited, scanned by the antivirus
+    when one is configured), with optional text. An infected file is not accepted: the
+    message is stored with the file marked ``blocked`` and the customer is told; while
+    the antivirus is down the file is held (``pending``) until it is scanned."""
     ws = await _session(request, state)
     caption = clean_text(text, max_chars=state.settings.max_text_chars, allow_empty=True)
-    data = await file.read(state.settings.max_attachment_bytes + 1)
-    stored = store(
-        data,
-        file.filename or "",
-        data_dir=state.settings.data_dir,
-        max_bytes=state.settings.max_attachment_bytes,
-    )
+    data = await file.read(state.settings.largest_attachment_bytes + 1)
+    stored = await scanning.accept_customer_file(data, file.filename or "", settings=state.settings)
 
     return await _receive(state, ws, text=caption, client_msg_id=client_msg_id, files=[stored])
 
@@ -159,7 +157,7 @@ async def _receive(
             ),
         )
 
-    response, created = await post_and_shape(state, action)
+    response, created = await post_and_shape(state, action, masked=False)
     if created:  # the bank's app ("api") shares these handlers
         cached = state.channels.peek(ws.channel_id)
         state.metrics.messages_in.labels(cached.kind if cached else "widget").inc()
@@ -188,7 +186,7 @@ async def history(
             limit=limit,
             include_internal=False,
         )
-        shaped = await messages_out(session, rows, url_prefix=ATTACHMENT_URL)
+        shaped = await messages_out(session, rows, url_prefix=ATTACHMENT_URL, masked=False)
     newest = (rows[-1].seq or 0) if len(rows) == limit else max(covered, after_seq)
     return MessagesOut(messages=shaped, last_seq=newest)
 

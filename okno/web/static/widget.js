@@ -90,6 +90,8 @@
         n ? "Диалог передан, вам отвечает " + n : "Диалог передан другому специалисту",
       unread: (n) => "Непрочитанных сообщений: " + n,
       download: "Скачать",
+      fileBlocked: "Файл не принят: антивирус обнаружил угрозу",
+      fileChecking: "Файл проверяется антивирусом…",
       unavailable: "Чат временно недоступен. Попробуйте позже.",
       sessionRetry: "Не удаётся подключиться к чату, повторяем попытку…",
       ratingFailed: "Не удалось отправить оценку",
@@ -164,6 +166,8 @@
         n ? "Transferred: " + n + " is now helping you" : "Transferred to another agent",
       unread: (n) => "Unread messages: " + n,
       download: "Download",
+      fileBlocked: "File not accepted: the antivirus found a threat",
+      fileChecking: "The file is being checked by the antivirus…",
       unavailable: "Chat is temporarily unavailable. Please try later.",
       sessionRetry: "Cannot connect to the chat, retrying…",
       ratingFailed: "Could not send the rating",
@@ -791,6 +795,19 @@
           if (p.message.author_kind && p.message.author_kind !== "customer") hideStaffTyping();
         }
         break;
+      case "attachment.scanned": {
+        // the antivirus decided on a file shown as "being checked"
+        const item = state.items.get("m:" + p.message_id);
+        if (item && item.msg && Array.isArray(item.msg.attachments) && Array.isArray(p.attachments)) {
+          const verdicts = new Map(p.attachments.map((a) => [a.id, a]));
+          item.msg = {
+            ...item.msg,
+            attachments: item.msg.attachments.map((a) => (verdicts.has(a.id) ? { ...a, ...verdicts.get(a.id) } : a)),
+          };
+          item.dirty = true;
+        }
+        break;
+      }
       case "typing.started":
         // Only staff typing reaches the widget; never show the customer's own.
         if (p.who !== "customer") showStaffTyping();
@@ -1683,6 +1700,17 @@
   }
 
   function renderAttachment(att, localFile) {
+    if (att.scan_status === "blocked" || att.scan_status === "pending") {
+      // never offered for download: okno refuses it until (unless) the antivirus clears it
+      const blocked = att.scan_status === "blocked";
+      return h(
+        "div",
+        { class: "att-file att-held", "data-okno": "attachment", "data-kind": att.scan_status },
+        icon(ICONS.file),
+        h("span", { class: "att-name", text: att.filename || "file" }),
+        h("span", { class: "att-note", text: blocked ? T.fileBlocked : T.fileChecking }),
+      );
+    }
     const isImage = /^image\//i.test(att.content_type || (localFile && localFile.type) || "");
     const name = att.filename || (localFile && localFile.name) || "file";
     if (isImage) {
@@ -1883,6 +1911,10 @@ button { font: inherit; cursor: pointer; }
 .att-name { flex: 1; min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; font-weight: 500; }
 .att-size { font-size: 11px; opacity: .75; white-space: nowrap; }
 .att-broken { opacity: .6; }
+.att-held { flex-wrap: wrap; }
+.att-note { flex-basis: 100%; font-size: 12px; }
+.att-held[data-kind="blocked"] .att-note { color: #c0152f; }
+.msg[data-author="customer"] .att-held[data-kind="blocked"] .att-note { color: inherit; font-weight: 600; }
 .greeting { align-self: flex-start; max-width: 82%; }
 .greeting .body { background: #fff; }
 .greeting[hidden] { display: none; }
@@ -1981,8 +2013,17 @@ button { font: inherit; cursor: pointer; }
     const host = document.createElement("div");
     host.id = "okno-widget";
     const shadow = host.attachShadow({ mode: "open" });
-    const style = document.createElement("style");
-    style.textContent = CSS_TEXT;
+    // A constructed stylesheet is not an inline style: a bank page whose Content-Security-
+    // Policy forbids 'unsafe-inline' styles still shows the widget. Older browsers: <style>.
+    let style = null;
+    try {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(CSS_TEXT);
+      shadow.adoptedStyleSheets = [sheet];
+    } catch (e) {
+      style = document.createElement("style");
+      style.textContent = CSS_TEXT;
+    }
 
     const badge = h("span", { class: "badge", "data-okno": "unread", hidden: true });
     const bubble = h(
@@ -2050,7 +2091,8 @@ button { font: inherit; cursor: pointer; }
       header, info, banner, messages, typing, queue, composer,
     );
     const root = h("div", { class: "root", lang: LANG }, bubble, win);
-    shadow.append(style, root);
+    if (style) shadow.append(style);
+    shadow.append(root);
 
     ui = {
       host, shadow, root, bubble, badge, win, avatar, title, status, statusText, closeBtn,
@@ -2230,7 +2272,7 @@ button { font: inherit; cursor: pointer; }
 
     // attachments: server ones once known, else the local file being sent
     const atts = m && Array.isArray(m.attachments) ? m.attachments : [];
-    const sig = atts.length ? atts.map((a) => a.id).join(",") : item.file ? "local" : "";
+    const sig = atts.length ? atts.map((a) => a.id + ":" + (a.scan_status || "")).join(",") : item.file ? "local" : "";
     if (sig !== item.renderedAtt) {
       item.attsEl.textContent = "";
       if (atts.length) {
@@ -2541,6 +2583,15 @@ button { font: inherit; cursor: pointer; }
       if (nextPending()) pumpNow();
     });
   }
+
+  // Any element of the page marked data-okno-open opens the chat, so a bank's page needs no
+  // inline onclick="…" handler (which a strict Content-Security-Policy forbids).
+  document.addEventListener("click", (ev) => {
+    const target = ev.target instanceof Element ? ev.target.closest("[data-okno-open]") : null;
+    if (!target) return;
+    ev.preventDefault();
+    open();
+  });
 
   window.okno = {
     open,

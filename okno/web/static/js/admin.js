@@ -1,9 +1,10 @@
 // Administration: staff (with routing skills), teams, routing queues, widgets, reply
 // templates. Every form sends what the API takes and shows the API's complaint next to the
 // field it is about. The /templates page (for everyone) mounts only the templates section.
-import { $, ME, api, fmtDuration, h, initFrame, showFieldErrors, t, toast } from "./core.js";
+import { $, ME, api, can, fmtDuration, h, initFrame, showFieldErrors, t, toast } from "./core.js";
 
-const ROLES = ["operator", "supervisor", "admin"];
+// Roles a person can be given here (integration accounts come with their API token).
+const ROLES = ["operator", "senior_operator", "supervisor", "admin", "security_officer", "auditor"];
 const root = $("section");
 let teams = [];
 
@@ -351,9 +352,9 @@ async function widgetsSection() {
 
 async function templatesSection() {
   const replies = (await api("/api/v1/saved-replies?limit=100")).saved_replies;
-  const scopes = ME.role === "admin" ? ["personal", "team", "shared"] : ME.role === "supervisor" ? ["personal", "team"] : ["personal"];
+  const scopes = can("templates.manage_all") ? ["personal", "team", "shared"] : can("templates.manage_team") ? ["personal", "team"] : ["personal"];
   const editor = h("div", { "data-okno": "template-editor" });
-  const mayEdit = (r) => r.owner_id === ME.id || ME.role === "admin" || (r.scope === "team" && ME.role === "supervisor");
+  const mayEdit = (r) => r.owner_id === ME.id || can("templates.manage_all") || (r.scope === "team" && can("templates.manage_team"));
   const rows = replies.map((r) => h("tr", { "data-okno": "template-row", "data-shortcut": r.shortcut },
     h("td", { text: "/" + r.shortcut }), h("td", { text: r.title }), h("td", { text: t(`scope.${r.scope}`) }),
     h("td", { class: "muted", text: r.body.length > 90 ? r.body.slice(0, 90) + "…" : r.body }),

@@ -3,10 +3,10 @@
 // the bot's figures. Admins change; supervisors see the same screens read-only (the API
 // refuses them changes anyway). All text goes in with textContent (h()), never as markup.
 import { flowsSection } from "./bot_flows.js";
-import { $, ME, api, channelLabel, fmtTime, h, initFrame, showFieldErrors, t, toast } from "./core.js";
+import { $, api, can, channelLabel, fmtTime, h, initFrame, showFieldErrors, t, toast } from "./core.js";
 
 const root = $("section");
-const CAN_EDIT = ME && ME.role === "admin";
+const CAN_EDIT = can("bot.manage");
 const CHANNELS = ["widget", "api", "telegram", "viber", "vk", "whatsapp", "facebook", "apple", "email", "phone"];
 const PAGE = 50;
 

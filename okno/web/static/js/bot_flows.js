@@ -1,9 +1,9 @@
 // Button flows and the branch/ATM directory on the /bot page (tab "Сценарии"). A flow is
 // edited as YAML text (the same format as the import file) next to a picture of its steps
 // drawn from what was saved; the server checks every save and names the step at fault.
-import { ME, api, fmtTime, h, t, toast } from "./core.js";
+import { api, can, fmtTime, h, t, toast } from "./core.js";
 
-const CAN_EDIT = ME && ME.role === "admin";
+const CAN_EDIT = can("bot.manage");
 const panel = (title, ...children) => h("section", { class: "panel" }, title ? h("h2", { text: title }) : null, ...children);
 
 const NEW_FLOW = `title: Новый сценарий

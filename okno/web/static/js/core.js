@@ -6,6 +6,9 @@ export const BOOT = JSON.parse(document.getElementById("okno-boot")?.textContent
 const TEXTS = BOOT.texts || {};
 export const LANG = BOOT.lang || "ru";
 export const ME = BOOT.me || null;
+/** Whether the signed-in user holds a permission (okno.security.permissions): what the
+ * page offers follows it; the API decides anyway. */
+export const can = (permission) => Boolean(ME && (ME.permissions || []).includes(permission));
 const LOCALE = LANG === "en" ? "en-GB" : "ru-RU";
 
 /** A UI text in the page's language; {name} placeholders are filled from vars. */

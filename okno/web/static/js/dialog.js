@@ -2,7 +2,7 @@
 // pages on demand), typing line and composer. The workspace keeps one per open tab; the
 // supervisor board uses one in "observer" mode (read-only, whispers only).
 import {
-  ME, api, channelLabel, fmtDay, fmtDuration, fmtTime, h, secondsSince, t, toast, uuid,
+  ME, api, can, channelLabel, fmtDay, fmtDuration, fmtTime, h, secondsSince, t, toast, uuid,
 } from "./core.js";
 
 const PAGE = 60;
@@ -15,9 +15,22 @@ const DRAFT_KEY = (id) => `okno:draft:${ME && ME.id}:${id}`;
 const MARKS = { pending: "…", queued: "…", sending: "…", sent: "✓", delivered: "✓✓", read: "✓✓", waiting: "⏳", failed: "!" };
 const markText = (status) => (status === "undelivered" ? `✕ ${t("msg.status.undelivered")}` : MARKS[status] || "");
 
-export const isSupervisor = () => ME && (ME.role === "supervisor" || ME.role === "admin");
+// Takes colleagues' dialogs, closes or transfers what others serve (senior operators too).
+export const isSupervisor = () => can("conversations.reassign");
 
 function attachmentNode(a) {
+  if (a.scan_status === "blocked" || a.scan_status === "pending") {
+    // no link: okno refuses the download (403 blocked, 409 until scanned)
+    const blocked = a.scan_status === "blocked";
+    return h("span", {
+      class: `file ${blocked ? "blocked" : "held"}`,
+      "data-okno": "attachment",
+      "data-scan": a.scan_status,
+      "data-attachment-id": a.id,
+      title: blocked && a.scan_signature ? a.scan_signature : null,
+    }, h("span", { class: "pill", text: blocked ? "⛔" : "…" }), a.filename, " — ",
+    h("span", { class: "scan-note", text: t(blocked ? "attachment.blocked" : "attachment.pending") }));
+  }
   if (a.content_type.startsWith("image/")) {
     return h("a", { href: a.url, target: "_blank", rel: "noopener" }, h("img", { src: a.url, alt: a.filename }));
   }
@@ -64,6 +77,11 @@ export class DialogView {
     // the one put into the composer (kept when newer chips come: the text is still
     // from it); the send records what became of it
     this.suggestionId = null;
+    // The customer verification of this dialog (VerificationStateOut) and the messages
+    // shown unmasked after a "Показать" (id -> UnmaskedOut): personal data is masked in
+    // everything staff receive; only a verified dialog lets an allowed role see it.
+    this.verification = null;
+    this.unmasked = new Map();
     this.el = h("div", { class: "dialog", "data-okno": "dialog-view", "data-conversation": conv.id });
     this.build();
   }
@@ -74,6 +92,7 @@ export class DialogView {
     const c = this.conv;
     this.head = h("div", { class: "dialog-head" });
     this.fields = h("div", { class: "dialog-fields" });
+    this.verifyBox = h("div", { class: "verify", "data-okno": "verification" });
     this.banner = h("div", { class: "banner", hidden: true, "data-okno": "banner" });
     this.earlier = h("button", {
       class: "btn btn-small", type: "button", hidden: true, text: t("common.load_earlier"),
@@ -82,7 +101,7 @@ export class DialogView {
     this.list = h("div", { class: "messages", "data-okno": "messages", "aria-live": "polite" }, this.earlier);
     this.typing = h("div", { class: "typing", "data-okno": "typing" });
     this.composer = this.buildComposer();
-    this.el.append(this.head, this.fields, this.banner, this.list, this.typing, this.composer);
+    this.el.append(this.head, this.fields, this.verifyBox, this.banner, this.list, this.typing, this.composer);
     this.renderHead();
     this.list.addEventListener("scroll", () => {
       if (this.list.scrollTop < 40 && this.hasEarlier && !this.loadingEarlier) this.loadEarlier();
@@ -137,6 +156,100 @@ export class DialogView {
     );
     this.renderBanner();
     this.renderComposerState();
+    this.renderVerification();
+  }
+
+  // ---------------------------------------------------------------- verification
+
+  async loadVerification() {
+    try {
+      this.verification = await api(`/api/v1/conversations/${this.conv.id}/verification`);
+    } catch {
+      this.verification = null;
+      return;
+    }
+    this.renderVerification();
+    this.renderMessages(false);
+  }
+
+  /** Verified now (the server said so, and the time has not run out since). */
+  isVerified() {
+    const cur = this.verification && this.verification.current;
+    return !!cur && cur.status === "verified" && !!cur.verified_until && new Date(cur.verified_until) > new Date();
+  }
+
+  mayUnmaskNow() {
+    return !!this.verification && this.verification.may_unmask && this.isVerified();
+  }
+
+  verificationText() {
+    const cur = this.verification && this.verification.current;
+    if (!cur) return t("verify.none");
+    if (cur.status === "verified") return this.isVerified() ? t("verify.verified", { time: fmtTime(cur.verified_until) }) : t("verify.expired");
+    const texts = {
+      awaiting_answer: () => t("verify.awaiting_answer"),
+      checking: () => t("verify.checking"),
+      failed: () => t("verify.failed"),
+      cancelled: () => t("verify.cancelled"),
+    };
+    const text = (texts[cur.status] || texts.cancelled)();
+    // after a wrong answer the customer may try again: say how many tries are left
+    return cur.status === "awaiting_answer" && cur.reason === "wrong_answer"
+      ? `${text} · ${t("verify.attempts_left", { count: cur.attempts_left })}`
+      : text;
+  }
+
+  renderVerification() {
+    if (!this.verifyBox) return;
+    const v = this.verification;
+    if (!v || !v.available) {
+      this.verifyBox.replaceChildren();
+      this.verifyBox.hidden = true;
+      return;
+    }
+    this.verifyBox.hidden = false;
+    const cur = v.current;
+    const status = cur ? (cur.status === "verified" && !this.isVerified() ? "expired" : cur.status) : "none";
+    const pill = h("span", { class: `pill verify-${status}`, "data-okno": "verification-state", "data-status": status, text: this.verificationText() });
+    const parts = [pill];
+    if (this.mode === "operator" && this.conv.status !== "closed") {
+      const method = h("select", { name: "method", "data-okno": "verify-method" },
+        h("option", { value: "secret_word", text: t("verify.secret_word") }),
+        h("option", { value: "one_time_code", text: t("verify.one_time_code") }));
+      const bankId = h("input", { name: "bank_customer_id", maxlength: 100, size: 16, placeholder: t("verify.bank_id"), "data-okno": "verify-bank-id" });
+      const form = h("form", { class: "verify-form", hidden: true, "data-okno": "verify-form" }, method, bankId,
+        h("button", { class: "btn btn-small btn-primary", type: "submit", "data-okno": "verify-start", text: t("verify.start") }));
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        this.startVerification(method.value, bankId.value.trim());
+      });
+      const label = cur && cur.status !== "cancelled" ? t("verify.again") : t("verify.button");
+      parts.push(h("button", { class: "btn btn-small", type: "button", "data-okno": "verify-open", text: label, onclick: () => { form.hidden = !form.hidden; } }), form);
+    }
+    this.verifyBox.replaceChildren(...parts);
+  }
+
+  async startVerification(method, bankId) {
+    try {
+      const body = { method, ...(bankId ? { bank_customer_id: bankId } : {}) };
+      const started = await api(`/api/v1/conversations/${this.conv.id}/verification`, { method: "POST", body });
+      this.verification = { ...this.verification, current: started, verified: false };
+      this.renderVerification();
+      this.renderMessages(false);
+    } catch (err) {
+      toast(err.text || String(err), "error");
+    }
+  }
+
+  async unmask(m) {
+    try {
+      const raw = await api(`/api/v1/conversations/${this.conv.id}/messages/${m.id}/unmask`, { method: "POST" });
+      this.unmasked.set(m.id, raw);
+      this.renderMessages(false);
+    } catch (err) {
+      toast(err.text || String(err), "error");
+      if (err.code === "verification_required") this.loadVerification();
+    }
   }
 
   renderBanner() {
@@ -207,6 +320,7 @@ export class DialogView {
     this.renderMessages(true);
     this.markRead();
     this.loadSuggestions();
+    this.loadVerification();
   }
 
   async loadEarlier() {
@@ -245,15 +359,20 @@ export class DialogView {
       : m.author_kind === "system" ? ""
         : m.author_kind === "customer" ? this.conv.customer.name // the name as the card has it now
           : m.author_name || t(`msg.${m.author_kind}`);
+    const raw = m.id != null ? this.unmasked.get(m.id) : null;
     const node = h("div", {
       class: "msg", "data-okno": "message", "data-author": m.author_kind, "data-internal": String(!!m.internal),
-      "data-id": m.id ?? "", "data-status": status || "",
+      "data-id": m.id ?? "", "data-status": status || "", "data-masked": String(!!m.masked && !raw),
     },
       who ? h("div", { class: "who" }, h("span", { text: who })) : null,
-      m.text ? h("div", { class: "text", text: m.text }) : null,
+      m.text || raw ? h("div", { class: "text", "data-okno": "msg-text", text: raw ? raw.text : m.text }) : null,
       metaNode(m.meta),
-      ...(m.attachments || []).map(attachmentNode),
+      ...(m.attachments || []).map((a) => attachmentNode(raw ? { ...a, filename: (raw.attachments.find((r) => r.id === a.id) || a).filename } : a)),
       h("div", { class: "foot" },
+        m.masked && !raw ? h("span", { class: "masked-note", "data-okno": "masked-note", text: t("msg.masked") }) : null,
+        m.masked && !raw && m.id && this.mayUnmaskNow()
+          ? h("button", { class: "btn-link", type: "button", "data-okno": "unmask", title: t("msg.unmask_title"), text: t("msg.unmask"), onclick: () => this.unmask(m) })
+          : null,
         h("span", { text: fmtTime(m.created_at) }),
         status ? h("span", { class: "status", "data-okno": "msg-status", "data-status": status, title: t(`msg.status.${status}`), text: markText(status) }) : null,
       ),
@@ -304,6 +423,15 @@ export class DialogView {
     if (atEnd || m.author_kind === "operator") this.list.scrollTop = this.list.scrollHeight;
   }
 
+  /** The antivirus decided on files shown as "being checked": swap in the verdict. */
+  applyScan(p) {
+    const m = this.messages.get(p.message_id);
+    if (!m || !Array.isArray(p.attachments)) return;
+    const verdicts = new Map(p.attachments.map((a) => [a.id, a]));
+    m.attachments = (m.attachments || []).map((a) => (verdicts.has(a.id) ? { ...a, ...verdicts.get(a.id) } : a));
+    this.renderMessages(false);
+  }
+
   refreshStatuses() {
     for (const node of this.list.querySelectorAll("[data-okno=message][data-id]")) {
       const m = this.messages.get(Number(node.dataset.id));
@@ -341,6 +469,8 @@ export class DialogView {
       const p = ev.payload || {};
       if (p.who === "customer") this.showTyping(t("dialog.typing_customer"));
       else if (p.user_id !== ME.id) this.showTyping(t("dialog.typing_staff", { name: p.name || "" }));
+    } else if (ev.type === "attachment.scanned") {
+      this.applyScan(ev.payload || {});
     } else if (ev.type === "message.delivery") {
       // sent, delivered, read or not delivered, as the messenger reported it
       this.deliveryLive.set(ev.payload.message_id, ev.payload.status);
@@ -350,6 +480,11 @@ export class DialogView {
         this.conv.customer_read_seq = Math.max(this.conv.customer_read_seq || 0, ev.payload.up_to_seq);
         this.refreshStatuses();
       }
+    } else if (ev.type === "verification.updated") {
+      const cur = ev.payload.verification;
+      this.verification = { ...(this.verification || { available: true, may_unmask: false }), current: cur, verified: cur.verified };
+      this.renderVerification();
+      this.renderMessages(false);
     } else if (ev.payload && ev.payload.conversation) {
       this.update(ev.payload.conversation);
     }

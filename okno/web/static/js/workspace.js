@@ -282,7 +282,10 @@ function renderCard(card, timeline) {
     e.preventDefault();
     try {
       const tags = tagsInput.value.split(",").map((x) => x.trim()).filter(Boolean);
-      await api(`/api/v1/customers/${card.id}`, { method: "PATCH", body: { name: nameInput.value.trim(), tags } });
+      // the name shown may be masked ("Иван [телефон]"): send it only when it was changed,
+      // or the masked form would replace the stored name
+      const name = nameInput.value.trim();
+      await api(`/api/v1/customers/${card.id}`, { method: "PATCH", body: { ...(name !== card.name ? { name } : {}), tags } });
       await refreshCard(card.id, true);
       for (const view of state.tabs.values()) if (view.conv.customer.id === card.id) view.refresh();
     } catch (err) {
@@ -301,7 +304,8 @@ function renderCard(card, timeline) {
     h("section", {}, h("h3", { text: t("card.identities") }),
       h("ul", { "data-okno": "identities" }, ...card.identities.map((i) =>
         h("li", {}, channelBadge(i.channel_kind), " ", h("span", { text: `${i.channel_name}: ${i.external_id}` })))),
-      linkControl(card)),
+      linkControl(card),
+      card.can_call ? callButton(card) : null),
     attrs.length ? h("section", {}, h("h3", { text: t("card.attributes") }),
       h("dl", {}, ...attrs.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: String(v) })]))) : null,
     h("section", {}, h("h3", { text: t("card.notes") }),
@@ -309,6 +313,26 @@ function renderCard(card, timeline) {
       noteForm),
     h("section", {}, h("h3", { text: t("card.history") }), renderTimeline(card, timeline)),
   );
+}
+
+/**
+ * "Позвонить": the bank's PBX calls the customer (okno sends it the number; the browser
+ * never has it) and then rings the operator's phone.
+ */
+function callButton(card) {
+  return h("button", {
+    class: "btn btn-small", type: "button", "data-okno": "call", text: t("card.call"),
+    onclick: async () => {
+      const dialog = state.active != null ? state.convs.get(state.active) : null;
+      const body = dialog && dialog.customer.id === card.id ? { conversation_id: dialog.id } : {};
+      try {
+        await api(`/api/v1/customers/${card.id}/call`, { method: "POST", body });
+        toast(t("card.calling"));
+      } catch (err) {
+        toast(err.text || String(err), "error");
+      }
+    },
+  });
 }
 
 /**
