@@ -144,16 +144,25 @@ async def _presence_heartbeat(state: AppState, stop: asyncio.Event) -> None:
         except Exception as exc:  # the database is away for a moment; try next round
             log.warning("presence.heartbeat_failed", error=type(exc).__name__)
             continue
-        end_stale_sockets(connections, active - revoked, time.time())
+        end_stale_sockets(connections, active, time.time(), revoked=revoked)
 
 
-def end_stale_sockets(connections: dict[int, set[Any]], active: set[int], now: float) -> None:
-    """Close staff sockets of disabled accounts and of credentials that ran out: checking
-    only when a socket opens would let it stream customer data long after."""
+def end_stale_sockets(
+    connections: dict[int, set[Any]],
+    active: set[int],
+    now: float,
+    *,
+    revoked: set[int] | frozenset[int] = frozenset(),
+) -> None:
+    """Close staff sockets of disabled accounts, of accounts signed out everywhere (maybe
+    by another process) and of credentials that ran out: checking only when a socket
+    opens would let it stream customer data long after."""
     for user_id, conns in connections.items():
         for conn in conns:
             if user_id not in active:
                 conn.stop("account_disabled", 4401)
+            elif user_id in revoked:
+                conn.stop("token_revoked", 4401)
             elif conn.expires_at is not None and now >= conn.expires_at:
                 conn.stop("token_expired", 4401)
 
@@ -260,8 +269,9 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(pages.STATIC)), name="static")
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_attachment_bytes + 256 * 1024)
-    app.add_middleware(ratelimit.WidgetRateLimit)  # inside CORS: the widget reads its 429
+    # sized by the largest file allowed: a per-type limit may be above OKNO_MAX_ATTACHMENT_MB
+    app.add_middleware(BodyLimitMiddleware, limit=settings.largest_attachment_bytes + 256 * 1024)
+    app.add_middleware(ratelimit.CustomerRateLimit)  # inside CORS: the widget reads its 429
     app.add_middleware(PublicCORS)
     app.add_middleware(SecurityHeaders, idle_minutes=settings.session_idle_minutes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)

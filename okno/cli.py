@@ -289,6 +289,54 @@ def users_create(
     click.echo(json.dumps(result) if as_json else f"created {role} {login} (id {result['id']})")
 
 
+@users.command("unlock")
+@click.argument("login")
+@click.option("--json", "as_json", is_flag=True)
+def users_unlock(login: str, as_json: bool) -> None:
+    """Lift an account's sign-in lockout and reset its failure count, from the server: the
+    way back in for a sole admin locked with OKNO_LOCKOUT_MINUTES=0. Recorded in the audit
+    log as auth.unlocked by system."""
+    from sqlalchemy import select
+
+    from okno.errors import NotFound
+    from okno.operators import signin
+    from okno.operators.auth_models import SignInState
+    from okno.operators.models import User
+    from okno.security import audit
+
+    settings = _settings()
+
+    async def fn(session: AsyncSession) -> dict[str, Any]:
+        user = await session.scalar(select(User).where(User.login == login))
+        if user is None:
+            raise NotFound(f"no account with the login {login!r}", code="user_not_found")
+        before = await session.get(SignInState, user.id)
+        was_locked, failures = signin.is_locked(before), before.failed_attempts if before else 0
+        await signin.unlock(session, user_id=user.id)
+        await audit.record(
+            session,
+            action=signin.ACCOUNT_UNLOCKED,
+            actor=audit.SYSTEM,
+            object_type="user",
+            object_id=user.id,
+            details={"by": "cli"},
+        )
+        return {
+            "id": user.id,
+            "login": user.login,
+            "was_locked": was_locked,
+            "failed_attempts_before": failures,
+        }
+
+    result = _run(_in_transaction(settings, fn))
+    if as_json:
+        click.echo(json.dumps(result))
+    elif result["was_locked"]:
+        click.echo(f"unlocked {result['login']} (id {result['id']}); it may sign in again")
+    else:
+        click.echo(f"{result['login']} was not locked; its failure count is back to 0")
+
+
 @main.group()
 def tokens() -> None:
     """Manage API tokens for integrations (CRM, core banking, mobile back-ends)."""
@@ -311,6 +359,7 @@ def _token_dict(row: Any) -> dict[str, Any]:
         "last_used_at": when(row.last_used_at),
         "revoked_at": when(row.revoked_at),
         "status": api_tokens.status_of(row),
+        "ip_allowlist": list(row.ip_allowlist or []),
     }
 
 
@@ -323,11 +372,26 @@ def _token_dict(row: Any) -> dict[str, Any]:
     help="Comma-separated permissions, e.g. conversations.read_team,customers.read.",
 )
 @click.option("--expires-days", type=click.IntRange(1, 3650), default=None, help="Default: never.")
+@click.option(
+    "--allow",
+    "allow_spec",
+    multiple=True,
+    help="Addresses or networks the token may be used from, comma-separated or repeated "
+    "(10.20.0.0/16,10.20.30.40); calls from elsewhere get 403 ip_not_allowed. Default: "
+    "anywhere.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def tokens_create(name: str, scope_spec: str, expires_days: int | None, as_json: bool) -> None:
+def tokens_create(
+    name: str, scope_spec: str, expires_days: int | None, allow_spec: tuple[str, ...], as_json: bool
+) -> None:
     """Create an API token; its secret is printed once (keep it, it cannot be shown again)."""
     from okno.operators import api_tokens
-    from okno.security import permissions
+    from okno.security import ip_allowlist, permissions
+
+    try:
+        allow = ip_allowlist.normalise(part for spec in allow_spec for part in spec.split(","))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--allow'") from None
 
     scopes = [s.strip() for s in scope_spec.split(",") if s.strip()]
     unknown = [s for s in scopes if s not in permissions.TOKEN_SCOPES]
@@ -342,7 +406,12 @@ def tokens_create(name: str, scope_spec: str, expires_days: int | None, as_json:
 
     async def fn(session: AsyncSession) -> dict[str, Any]:
         row, secret = await api_tokens.create_token(
-            session, name=name, scopes=scopes, created_by=None, expires_days=expires_days
+            session,
+            name=name,
+            scopes=scopes,
+            created_by=None,
+            expires_days=expires_days,
+            ip_allowlist=allow,
         )
         return {**_token_dict(row), "token": secret}
 

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from okno.conversations import clamd, scanning
 from okno.http import State
 from okno.jobs.service import queue_stats
 
@@ -19,9 +20,24 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# Checks whose failure degrades okno but leaves it ready for traffic (see readyz).
+DEGRADING = ("clamd",)
+CLAMD_PING_SECONDS = 2.0
+
+
 @router.get("/readyz")
 async def readyz(state: State) -> JSONResponse:
-    """Ready for traffic: the database answers, and Redis when it is configured."""
+    """Ready for traffic: the database answers, and Redis when it is configured: 503
+    ``not ready`` otherwise.
+
+    With an antivirus configured (``OKNO_CLAMD_ADDRESS``) clamd is asked ``PING`` too and
+    its state shown under ``checks.clamd``; when it does not answer the answer is still
+    200, with ``status: degraded``. Taking okno out of the load balancer because clamd is
+    down would stop every customer chatting, although okno fails closed without it:
+    customers' files are held until clamd is back (never served unscanned), staff
+    uploads are refused with ``scanner_unavailable``, and text keeps flowing. So clamd
+    down is something to alert on (``status`` = ``degraded``), not a reason to route
+    traffic away."""
     checks: dict[str, str] = {}
     try:
         async with state.db.read() as session:
@@ -31,11 +47,22 @@ async def readyz(state: State) -> JSONResponse:
         checks["database"] = f"down: {type(exc).__name__}"
     if state.settings.redis_url:
         checks["redis"] = "ok" if await state.bus.ping() else "down"
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    address = scanning.scanner_of(state.settings)
+    if address is not None:
+        seconds = min(CLAMD_PING_SECONDS, state.settings.clamd_timeout_seconds)
+        try:
+            await clamd.ping(address, seconds=seconds)
+            checks["clamd"] = "ok"
+        except clamd.ScannerUnavailable:
+            # no address or reason here: the probe is unauthenticated
+            checks["clamd"] = "down"
+    ready = all(v == "ok" for k, v in checks.items() if k not in DEGRADING)
+    degraded = [k for k in DEGRADING if checks.get(k, "ok") != "ok"]
+    status = "not ready" if not ready else "degraded" if degraded else "ready"
+    body: dict[str, object] = {"status": status, "checks": checks}
+    if degraded:
+        body["degraded"] = degraded
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics")

@@ -146,6 +146,19 @@ class Settings(BaseSettings):
         ge=0,
         description="Messages one widget session may send per minute (429 after). 0: no limit.",
     )
+    mobile_sessions_per_ip_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="New mobile-app sessions (`POST /api/v1/mobile/sessions`) one address may "
+        "open per minute (429 after). Mobile networks put many phones behind one address: "
+        "raise it if customers of a large operator are refused. 0: no limit.",
+    )
+    mobile_messages_per_minute: int = Field(
+        default=30,
+        ge=0,
+        description="Messages and files one mobile-app session may send per minute (429 "
+        "after). 0: no limit.",
+    )
     ldap_url: str = Field(
         default="",
         description="LDAP or Active Directory server for directory sign-in: "
@@ -153,6 +166,14 @@ class Settings(BaseSettings):
     )
     ldap_start_tls: bool = Field(
         default=False, description="Upgrade an `ldap://` connection with StartTLS."
+    )
+    ldap_ca_file: str = Field(
+        default="",
+        description="PEM file with the CA certificate(s) that signed the directory's "
+        "certificate (the bank's internal CA), for `ldaps://` and StartTLS. Empty: the "
+        "system's trusted CAs. The certificate and the server name in OKNO_LDAP_URL are "
+        "always checked; a directory whose certificate does not pass is refused "
+        "(`directory_unavailable`).",
     )
     ldap_bind_dn: str = Field(
         default="",
@@ -467,6 +488,14 @@ class Settings(BaseSettings):
 
         parse_networks(value.split(","))
         return value.strip()
+
+    @field_validator("ldap_ca_file")
+    @classmethod
+    def _check_ca_file(cls, value: str) -> str:
+        value = value.strip()
+        if value and not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
 
     @field_validator("ldap_role_groups", "oidc_role_map")
     @classmethod

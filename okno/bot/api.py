@@ -17,7 +17,7 @@ from okno.http import State, current_user, require, write
 from okno.operators.api_tokens import is_api_token
 from okno.operators.models import User
 from okno.operators.service import user_from_token
-from okno.security import permissions
+from okno.security import audit, permissions
 
 log = structlog.get_logger("okno.bot")
 router = APIRouter(prefix="/api/v1", tags=["bot"])
@@ -126,7 +126,18 @@ async def import_kb(request: Request, user: BotManager, state: State) -> ImportR
 
 
 @router.get("/kb/export")
-async def export_kb(user: BotReader, state: State) -> dict[str, Any]:
-    """Every active article in the import format."""
-    async with state.db.read() as session:
-        return await service.export_articles(session)
+async def export_kb(user: BotReader, request: Request, state: State) -> dict[str, Any]:
+    """Every active article in the import format (recorded in the audit log)."""
+
+    async def export(session: AsyncSession) -> dict[str, Any]:
+        out = await service.export_articles(session)
+        await audit.record(
+            session,
+            action=audit.EXPORT,
+            actor=audit.actor_of(user, request),
+            object_type="kb",
+            details={"kind": "kb", "articles": len(out["articles"])},
+        )
+        return out
+
+    return await write(state, export)

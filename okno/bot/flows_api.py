@@ -21,6 +21,7 @@ from okno.errors import BadRequest, NotFound
 from okno.http import State, require, write
 from okno.inputs import Input
 from okno.operators.models import User
+from okno.security import audit
 
 log = structlog.get_logger("okno.bot")
 router = APIRouter(prefix="/api/v1/bot", tags=["bot flows"])
@@ -128,10 +129,21 @@ async def list_flows(user: BotReader, state: State) -> FlowsOut:
 
 
 @router.get("/flows/export")
-async def export_flows(user: BotReader, state: State) -> dict[str, Any]:
-    """Every active flow in the import format."""
-    async with state.db.read() as session:
-        return await flows.export_flows(session)
+async def export_flows(user: BotReader, request: Request, state: State) -> dict[str, Any]:
+    """Every active flow in the import format (recorded in the audit log)."""
+
+    async def export(session: AsyncSession) -> dict[str, Any]:
+        out = await flows.export_flows(session)
+        await audit.record(
+            session,
+            action=audit.EXPORT,
+            actor=audit.actor_of(user, request),
+            object_type="flows",
+            details={"kind": "flows", "flows": len(out["flows"])},
+        )
+        return out
+
+    return await write(state, export)
 
 
 async def _get(session: AsyncSession, flow_id: str) -> Flow:

@@ -7,12 +7,12 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.bot import assist
 from okno.channels.widget import service as widget_service
-from okno.conversations import actions, scanning, service
+from okno.conversations import actions, scanning, service, transcript
 from okno.conversations.attachments import INLINE_TYPES, path_of
 from okno.conversations.messaging import ATTACHMENT_URL, clean_text
 from okno.conversations.models import Conversation, Message
@@ -52,6 +52,7 @@ router = APIRouter(prefix="/api/v1", tags=["conversations"])
 Reader = Annotated[User, require("conversations.read_team")]
 Replier = Annotated[User, require("conversations.reply")]
 Transferrer = Annotated[User, require("conversations.transfer")]
+Exporter = Annotated[User, require("exports.create")]
 
 
 @router.get("/conversations", response_model=ConversationsOut)
@@ -118,6 +119,41 @@ async def get_messages(
     return MessagePageOut(messages=shaped, last_seq=page.last_seq, has_more=page.has_more)
 
 
+@router.get(
+    "/conversations/{conversation_id}/transcript",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "the transcript"}},
+)
+async def get_transcript(
+    conversation_id: IdPath, user: Exporter, request: Request, state: State
+) -> Response:
+    """Download the dialog as plain text (``dialog-<id>.txt``): one line per message with
+    its time (UTC), author and text, internal notes marked, personal data masked as on
+    the staff screens. Needs ``exports.create`` and the team rule of reading the
+    messages; recorded in the audit log (``export``) before the file is sent."""
+    await _access(state, conversation_id, user)
+    async with state.db.read() as session:
+        await service.access_conversation(session, conversation_id, user)
+        built = await transcript.build(session, conversation_id)
+    await audit.record_separately(
+        state.db,
+        action=audit.EXPORT,
+        actor=audit.actor_of(user, request),
+        object_type="conversation",
+        object_id=conversation_id,
+        details={"kind": "transcript", "messages": built.messages},
+    )
+    return Response(
+        built.text,
+        media_type="text/plain; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="dialog-{conversation_id}.txt"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
 @router.post(
     "/conversations/{conversation_id}/messages",
     response_model=MessagePosted,
@@ -163,18 +199,28 @@ async def post_attachment(
     conversation_id: IdPath,
     user: Replier,
     state: State,
+    request: Request,
     file: Annotated[UploadFile, File()],
     client_msg_id: Annotated[str, Form(min_length=1, max_length=100)],
     text: Annotated[str, Form()] = "",
     internal: Annotated[bool, Form()] = False,
 ) -> JSONResponse:
-    """Send an image or PDF (with optional text) to the customer. With an antivirus
-    configured the file is scanned first: 422 ``attachment_infected`` when it finds a
-    threat, 503 ``scanner_unavailable`` when it does not answer (nothing is sent)."""
+    """Send a picture, a PDF, a voice message or a video (with optional text) to the
+    customer, or as an internal note. With an antivirus configured the file is scanned
+    first: 422 ``attachment_infected`` when it finds a threat (earlier copies of the same
+    file are blocked too), 503 ``scanner_unavailable`` when it does not answer (nothing is
+    sent)."""
     caption = clean_text(text, max_chars=state.settings.max_text_chars, allow_empty=True)
     await _access(state, conversation_id, user)
     data = await file.read(state.settings.largest_attachment_bytes + 1)
-    stored = await scanning.accept_staff_file(data, file.filename or "", settings=state.settings)
+    stored = await scanning.accept_staff_file(
+        data,
+        file.filename or "",
+        settings=state.settings,
+        db=state.db,
+        actor=audit.actor_of(user, request),
+        conversation_id=conversation_id,
+    )
     response, created = await post_and_shape(
         state,
         lambda s: actions.post_message(
@@ -343,7 +389,7 @@ async def download(attachment_id: IdPath, request: Request, state: State) -> Fil
             await service.access_conversation(session, attachment.conversation_id, user)
     if not attachment.storage_path:
         raise Gone("the file was removed under the retention policy", code="attachment_removed")
-    scanning.refuse_unless_served(attachment)
+    scanning.refuse_unless_served(attachment, staff=user is not None)
     if user is not None:  # committed before a byte of the file leaves
         await audit.record_separately(
             state.db,

@@ -6,8 +6,9 @@ row without its file.
 
 Only files in ``attachments/`` are ever served. When an antivirus is configured
 (``okno.conversations.scanning``), a file waiting for its scan is kept under
-``scan-pending/`` and an infected one under ``quarantine/``, by the same relative path;
-the attachment row's ``scan_status`` says which folder holds it.
+``scan-pending/`` and an infected one (or one the antivirus never managed to check)
+under ``quarantine/``, by the same relative path; the attachment row's ``scan_status``
+says which folder holds it.
 """
 
 from __future__ import annotations
@@ -47,11 +48,15 @@ SCAN_NONE = "none"  # no antivirus configured when it arrived
 SCAN_CLEAN = "clean"
 SCAN_PENDING = "pending"  # the antivirus was not answering; a job retries the scan
 SCAN_BLOCKED = "blocked"  # the antivirus found a threat: quarantined, never served
+# The antivirus did not answer for as long as the scan job retried: blocked unscanned,
+# quarantined like an infected file, never served.
+SCAN_FAILED = "failed"
 AREAS = {
     SCAN_NONE: "attachments",
     SCAN_CLEAN: "attachments",
     SCAN_PENDING: "scan-pending",
     SCAN_BLOCKED: "quarantine",
+    SCAN_FAILED: "quarantine",
 }
 
 
@@ -80,12 +85,14 @@ def limit_for(content_type: str, *, max_bytes: int, type_limits: Mapping[str, in
 
 
 def _too_large(limit: int, content_type: str | None = None) -> PayloadTooLarge:
-    megabytes = f"{limit / (1024 * 1024):g}"
+    # in MB to two decimals, never 0: a limit under 1 MB is still a limit a person can read
+    max_mb = max(0.01, round(limit / (1024 * 1024), 2))
     what = f"a {content_type} file" if content_type else "the file"
     return PayloadTooLarge(
-        f"{what} may be at most {megabytes} MB",
+        f"{what} may be at most {max_mb:g} MB",
         code="attachment_too_large",
         max_bytes=limit,
+        max_mb=max_mb,
     )
 
 
@@ -101,9 +108,7 @@ def check(
     name = clean_filename(filename)
     if not data:
         raise BadRequest("the file is empty", code="attachment_empty")
-    largest = max([max_bytes, *type_limits.values()])
-    if len(data) > largest:
-        raise _too_large(largest)
+    # the type first (from the first bytes), so a file too large is told its type's limit
     kind = filetype.guess(data)
     sniffed = kind.mime if kind else None
     if sniffed not in ALLOWED:

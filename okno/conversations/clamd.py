@@ -4,6 +4,7 @@ The exchange (clamd(8), "INSTREAM"): send ``zINSTREAM\\0``, then the file in chu
 prefixed by its length as a 4-byte big-endian integer, then a zero-length chunk. clamd
 answers one NUL-terminated line: ``stream: OK``, ``stream: <Signature> FOUND`` or
 ``<reason> ERROR`` (for example when the stream is longer than its ``StreamMaxLength``).
+``zPING\\0`` is answered ``PONG``: :func:`ping` uses it for the readiness probe.
 
 okno streams the bytes it already holds in memory (uploads are size-checked first), so
 clamd never needs access to okno's data directory: it may run on another host.
@@ -84,11 +85,54 @@ async def scan(address: Address, data: bytes, *, seconds: float) -> Verdict:
         raise ScannerUnavailable(f"clamd at {address}: {type(exc).__name__}") from None
 
 
-async def _scan(address: Address, data: bytes) -> Verdict:
+async def ping(address: Address, *, seconds: float) -> None:
+    """Ask clamd ``PING``; returns when it answers ``PONG``, else ScannerUnavailable."""
+    try:
+        reply = await asyncio.wait_for(_ping(address), timeout=seconds)
+    except TimeoutError:
+        raise ScannerUnavailable(f"clamd at {address} did not answer in {seconds:g} s") from None
+    except OSError as exc:
+        raise ScannerUnavailable(f"clamd at {address}: {type(exc).__name__}") from None
+    if reply != "PONG":
+        raise ScannerUnavailable(f"clamd at {address} answered: {reply[:200] or '(nothing)'}")
+
+
+async def _connect(address: Address) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     if address.path:
-        reader, writer = await asyncio.open_unix_connection(address.path)
-    else:
-        reader, writer = await asyncio.open_connection(address.host, address.port)
+        return await asyncio.open_unix_connection(address.path)
+    return await asyncio.open_connection(address.host, address.port)
+
+
+async def _read_reply(reader: asyncio.StreamReader) -> str:
+    reply = bytearray()
+    while b"\0" not in reply and len(reply) < MAX_REPLY:
+        part = await reader.read(MAX_REPLY)
+        if not part:
+            break
+        reply += part
+    return reply.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+
+
+async def _ping(address: Address) -> str:
+    reader, writer = await _connect(address)
+    try:
+        writer.write(b"zPING\0")
+        await writer.drain()
+        return (await _read_reply(reader)).strip()
+    finally:
+        await _close(writer)
+
+
+async def _scan(address: Address, data: bytes) -> Verdict:
+    reader, writer = await _connect(address)
     try:
         writer.write(b"zINSTREAM\0")
         for start in range(0, len(data), CHUNK):
@@ -97,19 +141,10 @@ async def _scan(address: Address, data: bytes) -> Verdict:
             await writer.drain()
         writer.write(struct.pack(">I", 0))
         await writer.drain()
-        reply = bytearray()
-        while b"\0" not in reply and len(reply) < MAX_REPLY:
-            part = await reader.read(MAX_REPLY)
-            if not part:
-                break
-            reply += part
+        reply = await _read_reply(reader)
     except (ConnectionResetError, BrokenPipeError):
         # clamd closes the stream it refuses (over StreamMaxLength) before we finish
         raise ScannerUnavailable(f"clamd at {address} closed the connection") from None
     finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except OSError:
-            pass
-    return parse_reply(reply.split(b"\0", 1)[0].decode("utf-8", "replace"))
+        await _close(writer)
+    return parse_reply(reply)

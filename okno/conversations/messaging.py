@@ -11,7 +11,7 @@ from okno.channels import outbound
 from okno.conversations import scanning
 from okno.conversations.attachments import SCAN_BLOCKED, StoredFile
 from okno.conversations.models import Attachment, Conversation, Message
-from okno.conversations.service import attachments_of
+from okno.conversations.scanning import record_scanned
 from okno.conversations.views import conversation_out, messages_out
 from okno.db.base import utcnow
 from okno.errors import BadRequest, Unprocessable
@@ -22,6 +22,10 @@ ATTACHMENT_URL = "/api/v1/attachments"
 FILE_REFUSED_TEXT = (
     "Файл «{names}» не принят: антивирус обнаружил в нём угрозу. Пожалуйста, проверьте "
     "своё устройство антивирусом и пришлите файл ещё раз."
+)
+FILE_UNCHECKED_TEXT = (
+    "Файл «{names}» не удалось проверить антивирусом, поэтому мы не смогли его принять. "
+    "Пожалуйста, пришлите файл ещё раз. Приносим извинения за неудобство."
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -130,7 +134,8 @@ async def add_message(
         url_prefix=ATTACHMENT_URL,
         attachments=attachments,
         masked=False,
-        **known,
+        customer_names=known.get("customer_names"),
+        user_names=known.get("user_names"),
     )
     record_event(
         session,
@@ -163,41 +168,15 @@ async def tell_file_refused(
     )
 
 
-async def record_scanned(session: AsyncSession, message_ids: set[int]) -> None:
-    """Record ``attachment.scanned`` for messages whose files got a verdict after they
-    were stored: ``{message_id, attachments: [{id, scan_status, scan_signature}]}``, so open
-    screens swap a "being checked" file for a link or for "blocked" (no file names: they
-    may hold personal data and are already on screen)."""
-    for message_id in sorted(message_ids):
-        message = await session.get(Message, message_id)
-        if message is None:
-            continue
-        conversation = await session.get(Conversation, message.conversation_id)
-        if conversation is None:
-            continue
-        rows = await attachments_of(session, [message.id])
-        record_event(
-            session,
-            PendingEvent(
-                type="attachment.scanned",
-                conversation_id=conversation.id,
-                payload={
-                    "message_id": message.id,
-                    "attachments": [
-                        {
-                            "id": a.id,
-                            "scan_status": a.scan_status,
-                            "scan_signature": a.scan_signature,
-                        }
-                        for a in rows
-                    ],
-                },
-                customer_id=conversation.customer_id,
-                customer_visible=not message.internal,
-                team_id=conversation.team_id,
-                assignee_id=conversation.assignee_id,
-            ),
-        )
+async def tell_file_unchecked(
+    session: AsyncSession, conversation: Conversation, filenames: list[str]
+) -> None:
+    """Tell the customer their files could not be checked (the antivirus stayed down for
+    as long as okno retried) and ask them to send the files again."""
+    names = ", ".join(filenames)[:300]
+    await add_message(
+        session, conversation, author_kind="system", text=FILE_UNCHECKED_TEXT.format(names=names)
+    )
 
 
 async def record_conversation_event(

@@ -16,14 +16,18 @@ class AttachmentOut(BaseModel):
     content_type: str
     size: int
     url: str
-    scan_status: Literal["none", "clean", "pending", "blocked"] = Field(
+    scan_status: Literal["none", "clean", "pending", "blocked", "failed"] = Field(
         default="none",
         description="The antivirus verdict: none (no antivirus configured), clean, pending "
-        "(held until the antivirus answers; downloads answer 409) or blocked (a threat was "
-        "found: quarantined, downloads answer 403 attachment_blocked).",
+        "(held until the antivirus answers; downloads answer 409), blocked (a threat was "
+        "found: quarantined, downloads answer 403 attachment_blocked) or failed (the "
+        "antivirus did not answer for as long as okno retried: blocked unscanned, "
+        "downloads answer 403 attachment_scan_failed).",
     )
     scan_signature: str | None = Field(
-        default=None, description="For a blocked file: the threat the antivirus named."
+        default=None,
+        description="For a blocked file, staff only: the threat the antivirus named "
+        "(always null in the widget and mobile API).",
     )
 
 

@@ -57,8 +57,11 @@ async def messages_out(
     customer_names: dict[int, str] | None = None,
     user_names: dict[int, str] | None = None,
     masked: bool,
+    for_customer: bool = False,
 ) -> list[MessageOut]:
     """Shape messages; ``url_prefix`` is where this audience downloads attachments.
+    ``for_customer``: the customer's own screen, which is not told the threat an
+    antivirus named in a blocked file.
     Names the caller already knows (``customer_names`` by conversation id, ``user_names``
     by user id) are not looked up again. ``masked``: for staff eyes, personal data in
     the text and file names hidden (the stored text stays whole); a customer's own view
@@ -111,6 +114,10 @@ async def messages_out(
                 delivery=delivery.get(m.id),
             )
         )
+    if for_customer:
+        for shaped in out:
+            for file in shaped.attachments:
+                file.scan_signature = None
     if masked:
         return [MessageOut.model_validate(masking.message(m.model_dump())) for m in out]
     return out

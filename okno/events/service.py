@@ -72,13 +72,30 @@ def envelope(row: dict[str, Any], viewer: Viewer | None = None) -> dict[str, Any
     }
 
 
+def without_threat_names(message: dict[str, Any]) -> dict[str, Any]:
+    """A shaped message (or an ``attachment.scanned`` payload) for the customer's eyes:
+    the threat an antivirus named in a blocked file is for staff only. A copy when it
+    changes anything."""
+    atts = message.get("attachments")
+    if not isinstance(atts, list) or not any(
+        isinstance(a, dict) and a.get("scan_signature") for a in atts
+    ):
+        return message
+    return {
+        **message,
+        "attachments": [{**a, "scan_signature": None} if isinstance(a, dict) else a for a in atts],
+    }
+
+
 def customer_payload(payload: dict[str, Any]) -> dict[str, Any]:
     slim = {
         k: v
-        for k, v in payload.items()
+        for k, v in without_threat_names(payload).items()
         # message_id + attachments: an antivirus verdict on a file the customer sent
         if k in ("message", "reader", "up_to_seq", "who", "widget", "message_id", "attachments")
     }
+    if isinstance(slim.get("message"), dict):
+        slim["message"] = without_threat_names(slim["message"])
     conversation = payload.get("conversation")
     if conversation is not None:
         assignee = conversation.get("assignee")

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okno.errors import OknoError
 from okno.http import AppState, State, client_ip, require, session_cookie_header, write
 from okno.inputs import IdPath
-from okno.operators import presence, service, signin
+from okno.operators import presence, revocation, service, signin
 from okno.operators.models import User
 from okno.operators.schemas import (
     BrowserSessionOut,
@@ -142,7 +142,8 @@ def browser_session_response(
 async def logout(request: Request) -> Response:
     """End the browser session (clears both cookies). With a session cookie the request
     must carry its CSRF token like every other cookie-authenticated change: another site
-    cannot sign an operator out mid-dialog."""
+    cannot sign an operator out mid-dialog. A live session's end is recorded as
+    ``auth.sign_out``."""
     state: AppState = request.app.state.okno
     cookie = request.cookies.get(sessions.SESSION_COOKIE)
     if cookie:
@@ -154,6 +155,7 @@ async def logout(request: Request) -> Response:
             browser = None  # an expired or broken session: clearing it is harmless
         if browser is not None:
             sessions.check_csrf(browser, request.method, request.headers.get(sessions.CSRF_HEADER))
+            await _record_sign_out(state, browser, client_ip(request))
     response = Response(status_code=204)
     secure = request.url.scheme == "https"
     for name in (sessions.SESSION_COOKIE, sessions.CSRF_COOKIE):
@@ -161,6 +163,23 @@ async def logout(request: Request) -> Response:
             "set-cookie", session_cookie_header(name, "", max_age=0, secure=secure)
         )
     return response
+
+
+async def _record_sign_out(state: AppState, browser: sessions.BrowserSession, ip: str) -> None:
+    """``auth.sign_out`` for a session that was still live (not one already revoked)."""
+    async with state.db.read() as session:
+        user = await session.get(User, browser.user_id)
+        if user is None or await revocation.generation(session, user.id) != browser.generation:
+            return
+    await audit.record_separately(
+        state.db,
+        action=audit.AUTH_SIGN_OUT,
+        actor=audit.Actor.of(user, ip=ip),
+        object_type="user",
+        object_id=user.id,
+        details={"kind": "browser"},
+    )
+    log.info("auth.signed_out", user_id=user.id)
 
 
 @router.get("/me", response_model=UserOut)
@@ -241,6 +260,8 @@ async def update_user(
     if body.password is not None:
         async with state.db.read() as session:
             target = await session.get(User, user_id)
+            if target is not None:
+                await service.check_password_is_ours(session, target.id)
         changes["password_hash"] = await service.hash_new_password(
             body.password,
             login=target.login if target else "",

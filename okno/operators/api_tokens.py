@@ -49,9 +49,11 @@ async def create_token(
     scopes: list[str],
     created_by: int | None,
     expires_days: int | None = None,
+    ip_allowlist: list[str] | None = None,
 ) -> tuple[ApiToken, str]:
     """A new token and its secret (returned only here). 422 ``invalid_scope`` naming a
-    scope an API token may not hold, 422 ``invalid_expiry``, 409 ``token_name_taken``."""
+    scope an API token may not hold, 422 ``invalid_expiry``, 409 ``token_name_taken``.
+    ``ip_allowlist``: the networks it may be used from, canonical (empty: anywhere)."""
     name = name.strip()
     if not name or len(name) > 100:
         raise Unprocessable("name must be 1-100 characters", code="invalid_name", field="name")
@@ -100,6 +102,7 @@ async def create_token(
         created_by=created_by,
         created_at=now,
         expires_at=now + timedelta(days=expires_days) if expires_days else None,
+        ip_allowlist=list(ip_allowlist or []),
     )
     session.add(token)
     await session.flush()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets as random
 from typing import Annotated
+from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Query, Request, Response
@@ -14,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.db.base import utcnow
-from okno.errors import NotFound, Unprocessable
+from okno.errors import Conflict, Forbidden, NotFound, OknoError, Unauthorized, Unprocessable
 from okno.http import AppState, State, client_ip, require, session_cookie_header, write
 from okno.inputs import IdPath
 from okno.operators import directory, oidc, revocation, service, signin, totp
@@ -91,22 +92,41 @@ def _redirect_uri(request: Request, state: AppState) -> str:
     return base + "/api/v1/auth/oidc/callback"
 
 
+def _to_login_page(request: Request, code: str) -> Response:
+    """Back to the sign-in page, which says what went wrong (``?reason=<code>``) in the
+    person's language: the browser came here by navigation and must not be shown JSON.
+    The flow cookie of the attempt is cleared."""
+    response = RedirectResponse(f"/login?reason={quote(code)}", status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.append(
+        "set-cookie",
+        session_cookie_header(
+            oidc.FLOW_COOKIE, "", max_age=0, secure=request.url.scheme == "https"
+        ),
+    )
+    return response
+
+
 @router.get("/auth/oidc/login", include_in_schema=True)
 async def oidc_login(
     request: Request,
     state: State,
     next: Annotated[str, Query(max_length=2000)] = "/",
 ) -> Response:
-    """Go to the OpenID Connect provider to sign in (404 ``oidc_disabled`` when not set up)."""
+    """Go to the OpenID Connect provider to sign in (404 ``oidc_disabled`` when not set up;
+    a provider that does not answer sends the browser back to ``/login?reason=...``)."""
     settings = state.settings
     if not oidc.enabled(settings):
         raise NotFound("OpenID Connect sign-in is not set up", code="oidc_disabled")
-    started = await oidc.start(
-        settings,
-        state.signing_key,
-        redirect_uri=_redirect_uri(request, state),
-        next_path=_safe_next(next),
-    )
+    try:
+        started = await oidc.start(
+            settings,
+            state.signing_key,
+            redirect_uri=_redirect_uri(request, state),
+            next_path=_safe_next(next),
+        )
+    except OknoError as exc:
+        return _to_login_page(request, exc.code)
     response = RedirectResponse(started.url, status_code=303)
     # SameSite=Lax: the provider sends the browser back with a cross-site top-level GET
     cookie = session_cookie_header(
@@ -119,6 +139,10 @@ async def oidc_login(
     return response
 
 
+# Refusals the sign-in functions record themselves; every other one is recorded here.
+_RECORDED = {"ip_not_allowed", "rate_limited", "oidc_no_role"}
+
+
 @router.get("/auth/oidc/callback")
 async def oidc_callback(
     request: Request,
@@ -127,12 +151,37 @@ async def oidc_callback(
     state_param: Annotated[str, Query(alias="state", max_length=500)] = "",
     error: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
-    """Where the provider sends the browser back: checks the answer, signs in, moves on."""
+    """Where the provider sends the browser back: checks the answer, signs in, moves on.
+    A refusal sends the browser to ``/login?reason=<code>`` (``oidc_no_role``,
+    ``oidc_failed``, ``oidc_state_mismatch``, ``rate_limited``, ...), which says why."""
     settings = state.settings
     if not oidc.enabled(settings):
         raise NotFound("OpenID Connect sign-in is not set up", code="oidc_disabled")
+    ip = client_ip(request)
+    try:
+        return await _oidc_sign_in(request, state, code=code, state_param=state_param, error=error)
+    except OknoError as exc:
+        log.warning("auth.oidc_refused", code=exc.code)
+        if exc.code not in _RECORDED:
+            await audit.record_separately(
+                state.db,
+                action=audit.AUTH_SIGN_IN,
+                actor=audit.Actor(ip=ip),
+                outcome="failure",
+                details={"kind": "oidc", "reason": exc.code},
+            )
+        return _to_login_page(request, exc.code)
+
+
+async def _oidc_sign_in(
+    request: Request, state: AppState, *, code: str, state_param: str, error: str
+) -> Response:
+    settings = state.settings
     ctx = sign_in_context(state)
     ip = client_ip(request)
+    # the same per-address limit as password sign-ins: each return costs calls to the
+    # provider and, with a valid code, a write
+    await signin.limit_attempt(ctx, login=None, ip=ip)
     if error or not code:
         raise Unprocessable(
             f"the sign-in provider did not sign you in ({error or 'no code'})",
@@ -155,8 +204,6 @@ async def oidc_callback(
             outcome="denied",
             details={"kind": "oidc", "reason": "no_role" if login else "no_login"},
         )
-        from okno.errors import Forbidden
-
         raise Forbidden(
             "your account at the sign-in provider has no okno role; ask an admin",
             code="oidc_no_role",
@@ -175,8 +222,6 @@ async def oidc_callback(
         team=team_values[0][:100] if team_values else None,
     )
     if not user.is_active:
-        from okno.errors import Unauthorized
-
         raise Unauthorized("this account is disabled", code="account_disabled")
     user, generation = await signin.succeeded(ctx, user=user, ip=ip, kind="oidc")
     response = browser_session_response(
@@ -232,6 +277,7 @@ async def sign_out_everywhere(
 
 Manager = Annotated[User, require("users.manage")]
 Reviewer = Annotated[User, require("users.review")]
+AllowlistReader = Annotated[User, require("ip_allowlist.read")]
 AllowlistManager = Annotated[User, require("ip_allowlist.manage")]
 
 
@@ -393,7 +439,7 @@ def _allowlist_out(rows: list[StaffIpAllowEntry], state: AppState) -> StaffAllow
 
 
 @router.get("/security/ip-allowlist", response_model=StaffAllowlistOut)
-async def staff_allowlist(admin: AllowlistManager, state: State) -> StaffAllowlistOut:
+async def staff_allowlist(admin: AllowlistReader, state: State) -> StaffAllowlistOut:
     """Where staff may sign in from (empty: anywhere)."""
     async with state.db.read() as session:
         rows = list(
@@ -420,8 +466,6 @@ async def set_staff_allowlist(
     )
     ip = client_ip(request)
     if entries and not ip_allowlist.allowed(ip, networks):
-        from okno.errors import Conflict
-
         raise Conflict(
             f"the list would not include your own address {ip}; add it first",
             code="allowlist_excludes_you",
@@ -448,7 +492,7 @@ async def set_staff_allowlist(
 
 @router.get("/tokens/{token_id}/ip-allowlist", response_model=TokenAllowlistOut)
 async def token_allowlist(
-    token_id: IdPath, admin: AllowlistManager, state: State
+    token_id: IdPath, admin: AllowlistReader, state: State
 ) -> TokenAllowlistOut:
     """Where an API token may be used from (empty: anywhere)."""
     async with state.db.read() as session:

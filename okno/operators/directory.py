@@ -4,16 +4,27 @@ user with the password they typed, and read their groups to give them a role and
 okno never stores a directory user's password: each sign-in asks the directory again, so a
 password changed or an account disabled there takes effect at the next sign-in. The calls
 are blocking (ldap3) and run in a thread.
+
+A sign-in is two calls: :func:`find` (the service account looks the person up: their DN,
+the login as the directory spells it, name and groups) and :func:`password_ok` (a bind as
+that DN). Between them the caller checks the okno account of that DN (switched off?
+locked?), so a lockout holds however the login is typed.
+
+``ldaps://`` and StartTLS check the server's certificate (CERT_REQUIRED, against
+OKNO_LDAP_CA_FILE or the system's CAs) and that it names the host of OKNO_LDAP_URL: a
+machine in the middle must not collect the passwords people type.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import ssl
 from dataclasses import dataclass, field
 
 import structlog
 from ldap3 import NONE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPException, LDAPStartTLSError
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import safe_dn
 
@@ -32,10 +43,14 @@ ROLE_STRENGTH = (
 )
 
 
+# The attributes a user filter compares with the typed login: ``(uid={login})`` -> uid
+_LOGIN_ATTRIBUTE = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9-]*)\s*=\s*\{login\}\s*\)")
+
+
 @dataclass(frozen=True)
 class DirectoryUser:
     dn: str
-    login: str
+    login: str  # as the directory spells it (``petrov`` when ``PETROV`` was typed)
     name: str
     groups: list[str] = field(default_factory=list)
 
@@ -80,9 +95,17 @@ def _timeout(settings: Settings) -> int:
     return max(1, math.ceil(settings.ldap_timeout_seconds))
 
 
+def _tls(settings: Settings) -> Tls | None:
+    if not (settings.ldap_url.lower().startswith("ldaps://") or settings.ldap_start_tls):
+        return None
+    # ldap3's own default is CERT_NONE: anyone in the middle could read the passwords
+    return Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.ldap_ca_file or None)
+
+
 def _server(settings: Settings) -> Server:
-    tls = Tls() if settings.ldap_url.startswith("ldaps://") or settings.ldap_start_tls else None
-    return Server(settings.ldap_url, get_info=NONE, connect_timeout=_timeout(settings), tls=tls)
+    return Server(
+        settings.ldap_url, get_info=NONE, connect_timeout=_timeout(settings), tls=_tls(settings)
+    )
 
 
 def _connection(
@@ -96,57 +119,96 @@ def _connection(
         raise_exceptions=False,
     )
     conn.open()
-    if settings.ldap_start_tls:
-        conn.start_tls()
+    if settings.ldap_start_tls and not server.ssl and not conn.start_tls():
+        # never go on in clear text: the next thing sent is a password
+        raise LDAPStartTLSError("the directory did not start TLS")
     return conn
 
 
-def authenticate(settings: Settings, login: str, password: str) -> DirectoryUser | None:
-    """The directory user when the login exists there and the password binds, else None.
-    Raises BadGateway (502 ``directory_unavailable``) when the directory cannot be asked."""
-    if not password:
-        # an LDAP bind with an empty password is an *unauthenticated* bind and succeeds
-        return None
-    server = _server(settings)
+def _unavailable(exc: Exception) -> BadGateway:
+    log.error("directory.unavailable", error=type(exc).__name__, detail=str(exc)[:300])
+    return BadGateway(
+        "the directory (LDAP) does not answer; try again later", code="directory_unavailable"
+    )
+
+
+def _canonical_login(settings: Settings, login: str, attributes: dict[str, object]) -> str:
+    """The login as the directory spells it: the value of the filter's login attribute
+    that matches what was typed (ignoring letter case), else what was typed."""
+    for name in _LOGIN_ATTRIBUTE.findall(settings.ldap_user_filter):
+        value = attributes.get(name)
+        for item in value if isinstance(value, list) else [value]:
+            if item and str(item).casefold() == login.casefold():
+                return str(item)
+    return login
+
+
+def find(settings: Settings, login: str) -> DirectoryUser | None:
+    """The one directory user the login names (with their groups), else None. Raises
+    BadGateway (502 ``directory_unavailable``) when the directory cannot be asked."""
+    login_attributes = _LOGIN_ATTRIBUTE.findall(settings.ldap_user_filter)
     try:
         service = _connection(
-            settings, server, settings.ldap_bind_dn or None, settings.ldap_bind_password or None
+            settings,
+            _server(settings),
+            settings.ldap_bind_dn or None,
+            settings.ldap_bind_password or None,
         )
-        if not service.bind():
-            log.error("directory.service_bind_failed", result=service.result.get("description"))
-            raise BadGateway(
-                "the directory refused okno's service account", code="directory_unavailable"
+        try:
+            if not service.bind():
+                log.error("directory.service_bind_failed", result=service.result.get("description"))
+                raise BadGateway(
+                    "the directory refused okno's service account", code="directory_unavailable"
+                )
+            query = settings.ldap_user_filter.replace("{login}", escape_filter_chars(login))
+            service.search(
+                settings.ldap_user_base,
+                query,
+                search_scope=SUBTREE,
+                attributes=["cn", "displayName", "memberOf", *login_attributes],
+                size_limit=2,
             )
-        query = settings.ldap_user_filter.replace("{login}", escape_filter_chars(login))
-        service.search(
-            settings.ldap_user_base,
-            query,
-            search_scope=SUBTREE,
-            attributes=["cn", "displayName", "memberOf"],
-            size_limit=2,
-        )
-        entries = [e for e in service.response or [] if e.get("type") == "searchResEntry"]
-        if len(entries) != 1:
+            entries = [e for e in service.response or [] if e.get("type") == "searchResEntry"]
+            if len(entries) != 1:
+                return None  # unknown, or ambiguous: never guess which person it is
+            entry = entries[0]
+            dn = str(entry["dn"])
+            attributes = entry.get("attributes", {})
+            groups = _groups(settings, service, dn, attributes)
+        finally:
             service.unbind()
-            return None  # unknown, or ambiguous: never guess which person it is
-        entry = entries[0]
-        dn = str(entry["dn"])
-        attributes = entry.get("attributes", {})
-        user_conn = _connection(settings, server, dn, password)
-        ok = user_conn.bind()
-        user_conn.unbind()
-        if not ok:
-            service.unbind()
-            return None
-        groups = _groups(settings, service, dn, attributes)
-        service.unbind()
     except (LDAPException, OSError) as exc:
-        log.error("directory.unavailable", error=type(exc).__name__)
-        raise BadGateway(
-            "the directory (LDAP) does not answer; try again later", code="directory_unavailable"
-        ) from None
+        raise _unavailable(exc) from None
     name = _first(attributes.get("displayName")) or _first(attributes.get("cn")) or login
-    return DirectoryUser(dn=dn, login=login, name=name, groups=groups)
+    return DirectoryUser(
+        dn=dn, login=_canonical_login(settings, login, attributes), name=name, groups=groups
+    )
+
+
+def password_ok(settings: Settings, dn: str, password: str) -> bool:
+    """Whether the password binds as ``dn``. Raises BadGateway when the directory cannot
+    be asked."""
+    if not password:
+        # an LDAP bind with an empty password is an *unauthenticated* bind and succeeds
+        return False
+    try:
+        conn = _connection(settings, _server(settings), dn, password)
+        try:
+            return bool(conn.bind())
+        finally:
+            conn.unbind()
+    except (LDAPException, OSError) as exc:
+        raise _unavailable(exc) from None
+
+
+def authenticate(settings: Settings, login: str, password: str) -> DirectoryUser | None:
+    """The directory user when the login exists there and the password binds, else None."""
+    if not password:
+        return None
+    found = find(settings, login)
+    if found is None or not password_ok(settings, found.dn, password):
+        return None
+    return found
 
 
 def _first(value: object) -> str:
@@ -166,4 +228,12 @@ def _groups(
     return [str(e["dn"]) for e in conn.response or [] if e.get("type") == "searchResEntry"]
 
 
-__all__ = ["DirectoryUser", "authenticate", "enabled", "strongest_role", "team_of"]
+__all__ = [
+    "DirectoryUser",
+    "authenticate",
+    "enabled",
+    "find",
+    "password_ok",
+    "strongest_role",
+    "team_of",
+]

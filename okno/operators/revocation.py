@@ -40,6 +40,11 @@ async def state_for(session: AsyncSession, user_id: int) -> SignInState:
     return row
 
 
+async def state_of(session: AsyncSession, user_id: int) -> SignInState | None:
+    """The account's sign-in row, None when it has none yet (a local account)."""
+    return await session.get(SignInState, user_id)
+
+
 async def generation(session: AsyncSession, user_id: int) -> int:
     """The account's current credential generation (0 when never revoked)."""
     value = await session.scalar(

@@ -193,6 +193,19 @@ async def add_user(
     return user
 
 
+async def check_password_is_ours(session: AsyncSession, user_id: int) -> None:
+    """409 ``external_password`` for an account whose password the directory or the
+    sign-in provider keeps: a password set in okno would never be asked for."""
+    row = await revocation.state_of(session, user_id)
+    if row is not None and row.source != "local":
+        raise Conflict(
+            "this account's password is kept by the directory or the sign-in provider; "
+            "change it there",
+            code="external_password",
+            field="password",
+        )
+
+
 async def update_user(
     session: AsyncSession,
     *,
@@ -245,6 +258,7 @@ async def update_user(
             setattr(user, column, changes[field])
             changed.append(field)
     if changes.get("password_hash"):
+        await check_password_is_ours(session, user.id)
         user.password_hash = changes["password_hash"]
         changed.append("password")
     if "password" in changed or ("is_active" in changed and not user.is_active):

@@ -131,7 +131,9 @@ async def check_network(ctx: Context, *, login: str, ip: str) -> None:
         raise Forbidden("staff sign-in is not allowed from this address", code="ip_not_allowed")
 
 
-async def _limit(ctx: Context, *, login: str, ip: str) -> None:
+async def limit_attempt(ctx: Context, *, login: str | None, ip: str) -> None:
+    """429 ``rate_limited`` when sign-in attempts come too fast from this address or (when
+    the login is known) for this login, whatever its letter case; recorded as denied."""
     s = ctx.settings
     try:
         await ratelimit.limit(
@@ -141,19 +143,20 @@ async def _limit(ctx: Context, *, login: str, ip: str) -> None:
             per_minute=s.signin_per_ip_per_minute,
             what="sign-in attempts from this address",
         )
-        await ratelimit.limit(
-            ctx.buckets,
-            scope="signin_login",
-            key=login.casefold(),
-            per_minute=s.signin_per_login_per_minute,
-            what="sign-in attempts for this login",
-        )
+        if login is not None:
+            await ratelimit.limit(
+                ctx.buckets,
+                scope="signin_login",
+                key=login.casefold(),
+                per_minute=s.signin_per_login_per_minute,
+                what="sign-in attempts for this login",
+            )
     except ratelimit.RateLimited as exc:
         await _audit(
             ctx,
             audit.AUTH_SIGN_IN,
             user=None,
-            login=login,
+            login=login or "",
             ip=ip,
             outcome="denied",
             reason=exc.code,
@@ -213,42 +216,42 @@ async def _failed(ctx: Context, *, user: User, login: str, ip: str, reason: str)
         )
 
 
+async def _refuse_unusable(
+    ctx: Context, *, user: User, row: SignInState | None, password: str, ip: str
+) -> None:
+    """401 ``bad_credentials`` for a switched-off or locked account (after as long as a
+    password check takes), recorded with the real reason."""
+    if not user.is_active or user.role not in INTERACTIVE_ROLES:
+        reason, outcome = "disabled", "failure"
+    elif is_locked(row):
+        reason, outcome = "locked", "locked"
+    else:
+        return
+    await asyncio.to_thread(verify_password, None, password)  # same time as a real check
+    await _audit(
+        ctx, audit.AUTH_SIGN_IN, user=user, login=user.login, ip=ip, outcome=outcome, reason=reason
+    )
+    raise _bad()
+
+
 async def prove_password(ctx: Context, *, login: str, password: str, ip: str) -> Proven:
     """The account whose login and password these are (after rate limits, the allow-list
     and the lockout); raises 401 ``bad_credentials`` for every kind of "no"."""
     login = login.strip()
-    await _limit(ctx, login=login, ip=ip)
+    await limit_attempt(ctx, login=login, ip=ip)
     await check_network(ctx, login=login, ip=ip)
     async with ctx.db.read() as session:
         user = await session.scalar(select(User).where(User.login == login))
         row = await session.get(SignInState, user.id) if user else None
     source = row.source if row else LOCAL
-    if user is not None and (not user.is_active or user.role not in INTERACTIVE_ROLES):
-        await asyncio.to_thread(verify_password, None, password)  # same time as a real check
-        await _audit(
-            ctx,
-            audit.AUTH_SIGN_IN,
-            user=user,
-            login=login,
-            ip=ip,
-            outcome="failure",
-            reason="disabled",
-        )
-        raise _bad()
-    if is_locked(row):
-        await asyncio.to_thread(verify_password, None, password)
-        await _audit(
-            ctx,
-            audit.AUTH_SIGN_IN,
-            user=user,
-            login=login,
-            ip=ip,
-            outcome="locked",
-            reason="locked",
-        )
-        raise _bad()
     if (user is None or source == LDAP) and directory.enabled(ctx.settings):
-        return await _directory_sign_in(ctx, user=user, login=login, password=password, ip=ip)
+        # the directory decides who the login is (whatever its letter case), and the
+        # lockout of that person's okno account applies before their password is tried
+        return await _directory_sign_in(
+            ctx, user=user, row=row, login=login, password=password, ip=ip
+        )
+    if user is not None:
+        await _refuse_unusable(ctx, user=user, row=row, password=password, ip=ip)
     if user is None or source != LOCAL:
         await asyncio.to_thread(verify_password, None, password)
         await _audit(
@@ -271,15 +274,37 @@ async def prove_password(ctx: Context, *, login: str, password: str, ip: str) ->
     return Proven(user=user, state=row)
 
 
+async def _directory_account(ctx: Context, dn: str) -> tuple[User | None, SignInState | None]:
+    """The okno account made for this directory entry (by its DN), with its sign-in row."""
+    async with ctx.db.read() as session:
+        row = await session.scalar(
+            select(SignInState).where(
+                SignInState.source == LDAP, SignInState.external_id == directory.norm_dn(dn)
+            )
+        )
+        user = await session.get(User, row.user_id) if row else None
+    return user, row if user else None
+
+
 async def _directory_sign_in(
-    ctx: Context, *, user: User | None, login: str, password: str, ip: str
+    ctx: Context,
+    *,
+    user: User | None,
+    row: SignInState | None,
+    login: str,
+    password: str,
+    ip: str,
 ) -> Proven:
-    """Bind to the directory; create or refresh the okno account from its groups."""
+    """Find the person in the directory, check their okno account's lock, bind with the
+    password; create or refresh the okno account from their groups.
+
+    ``user`` is the directory account whose okno login is exactly what was typed, if any."""
     s = ctx.settings
-    found = await asyncio.to_thread(directory.authenticate, s, login, password)
+    found = await asyncio.to_thread(directory.find, s, login)
     if found is None:
-        if user is not None:
-            await _failed(ctx, user=user, login=login, ip=ip, reason="directory_password")
+        if user is not None:  # an okno directory account the directory no longer knows
+            await _refuse_unusable(ctx, user=user, row=row, password=password, ip=ip)
+            await _failed(ctx, user=user, login=user.login, ip=ip, reason="not_in_directory")
         else:
             await _audit(
                 ctx,
@@ -291,17 +316,36 @@ async def _directory_sign_in(
                 reason="unknown_login",
             )
         raise _bad()
+    account, account_row = await _directory_account(ctx, found.dn)
+    if account is not None:
+        await _refuse_unusable(ctx, user=account, row=account_row, password=password, ip=ip)
+    if not await asyncio.to_thread(directory.password_ok, s, found.dn, password):
+        if account is not None:
+            await _failed(
+                ctx, user=account, login=account.login, ip=ip, reason="directory_password"
+            )
+        else:  # in the directory, never signed in to okno: no account to count on
+            await _audit(
+                ctx,
+                audit.AUTH_SIGN_IN,
+                user=None,
+                login=found.login,
+                ip=ip,
+                outcome="failure",
+                reason="directory_password",
+            )
+        raise _bad()
     role = directory.strongest_role(found.groups, s.ldap_role_groups, dn_keys=True)
     team = directory.team_of(found.groups, s.ldap_team_groups)
     if role is None:
-        if user is not None:  # taken out of every okno group: end what they still hold
+        if account is not None:  # taken out of every okno group: end what they still hold
             async with ctx.db.transaction() as session:
-                await revocation.revoke(session, user.id)
+                await revocation.revoke(session, account.id)
         await _audit(
             ctx,
             audit.AUTH_SIGN_IN,
-            user=user,
-            login=login,
+            user=account,
+            login=found.login,
             ip=ip,
             outcome="denied",
             reason="no_directory_role",
@@ -314,15 +358,15 @@ async def _directory_sign_in(
         ctx,
         source=LDAP,
         external_id=directory.norm_dn(found.dn),
-        login=login,
+        login=found.login,
         name=found.name,
         role=role,
         team=team,
     )
     async with ctx.db.read() as session:
-        row = await session.get(SignInState, account.id)
-    assert row is not None
-    return Proven(user=account, state=row)
+        state = await session.get(SignInState, account.id)
+    assert state is not None
+    return Proven(user=account, state=state)
 
 
 async def provision(

@@ -85,6 +85,8 @@ EXPORT = "export"
 REPORT_VIEWED = "report.viewed"
 ATTACHMENT_DOWNLOADED = "attachment.downloaded"
 RECORDING_DOWNLOADED = "recording.downloaded"
+# The antivirus: a file blocked (infected, or never checked), or a staff upload refused
+ATTACHMENT_BLOCKED = "attachment.blocked"
 # Configuration
 CHANNEL_CREATED = "channel.created"
 CHANNEL_UPDATED = "channel.updated"

@@ -69,6 +69,13 @@ def message(shaped: dict[str, Any]) -> dict[str, Any]:
     meta = shaped.get("meta")
     # a shared contact's number, a failed file's name: everything in meta is masked too
     masked_meta = value(meta) if meta else meta
+    if isinstance(meta, dict) and isinstance(meta.get("reply_to"), dict):
+        # e-mail threading ids look like addresses but name a message, not a person; the
+        # reply must quote them exactly or the customer's mail client breaks the thread
+        original = meta["reply_to"]
+        kept = {k: original[k] for k in ("message_id", "references") if k in original}
+        masked_reply = dict(masked_meta["reply_to"]) if isinstance(masked_meta, dict) else {}
+        masked_meta = {**(masked_meta or {}), "reply_to": {**masked_reply, **kept}}
     hidden = hidden or masked_meta != meta
     return {
         **shaped,

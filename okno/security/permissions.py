@@ -66,6 +66,7 @@ PERMISSIONS: dict[str, str] = {
     "users.manage_admins": "give the admin role; change an admin's account",
     "tokens.read": "list API tokens (never their secrets)",
     "tokens.manage": "create and revoke API tokens",
+    "ip_allowlist.read": "read the IP allow-lists for staff sign-in and API tokens",
     "ip_allowlist.manage": "change the IP allow-lists for staff sign-in and API tokens",
     "audit.read": "read and search the audit log",
     "audit.verify": "verify the audit log's hash chain",
@@ -102,7 +103,15 @@ _SUPERVISOR = (_SENIOR - {"conversations.receive"}) | {
     "exports.create",
 }
 _SETTINGS_OVERVIEW = frozenset(
-    {"routing.read", "channels.read", "bot.read", "users.read", "users.review", "tokens.read"}
+    {
+        "routing.read",
+        "channels.read",
+        "bot.read",
+        "users.read",
+        "users.review",
+        "tokens.read",
+        "ip_allowlist.read",
+    }
 )
 _SECURITY_OFFICER = _SETTINGS_OVERVIEW | {
     "account.self",

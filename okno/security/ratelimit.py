@@ -11,6 +11,7 @@ a per-process one.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -141,53 +142,75 @@ async def limit(buckets: Buckets, *, scope: str, key: str, per_minute: int, what
         )
 
 
-# --- the public widget endpoints ---------------------------------------------------------
-
-WIDGET_SESSIONS = "/api/v1/widget/sessions"
-WIDGET_SENDS = ("/api/v1/widget/messages", "/api/v1/widget/attachments")
+# --- the public customer endpoints: the web widget and the bank's mobile app -------------
 
 
-class WidgetRateLimit:
-    """429 for a bank-site visitor opening sessions too fast (per address) or a widget
-    session sending messages and files too fast (per session token), before the request
-    reaches the database. Sits inside the CORS layer, so the widget on the bank's page can
-    read the 429 and its Retry-After."""
+@dataclass(frozen=True)
+class _Limit:
+    scope: str
+    setting: str  # the Settings field with the per-minute number
+    per: str  # "ip": per client address; "session": per session token
+    what: str
+
+
+_CUSTOMER_LIMITS: dict[str, _Limit] = {
+    "/api/v1/widget/sessions": _Limit(
+        "widget_sessions", "widget_sessions_per_ip_per_minute", "ip", "new chats from this address"
+    ),
+    "/api/v1/widget/messages": _Limit(
+        "widget_messages", "widget_messages_per_minute", "session", "messages"
+    ),
+    "/api/v1/widget/attachments": _Limit(
+        "widget_messages", "widget_messages_per_minute", "session", "messages"
+    ),
+    "/api/v1/mobile/sessions": _Limit(
+        "mobile_sessions",
+        "mobile_sessions_per_ip_per_minute",
+        "ip",
+        "new app sessions from this address",
+    ),
+    "/api/v1/mobile/messages": _Limit(
+        "mobile_messages", "mobile_messages_per_minute", "session", "messages"
+    ),
+    "/api/v1/mobile/attachments": _Limit(
+        "mobile_messages", "mobile_messages_per_minute", "session", "messages"
+    ),
+}
+
+
+class CustomerRateLimit:
+    """429 for a visitor of the bank's site or a customer's app opening sessions too fast
+    (per address) or a session sending messages and files too fast (per session token),
+    before the request reaches the database. Sits inside the CORS layer, so the widget on
+    the bank's page can read the 429 and its Retry-After."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST":
-            await self.app(scope, receive, send)
-            return
-        path = scope.get("path", "")
-        if path != WIDGET_SESSIONS and path not in WIDGET_SENDS:
+        rule = None
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            rule = _CUSTOMER_LIMITS.get(scope.get("path", ""))
+        if rule is None:
             await self.app(scope, receive, send)
             return
         state = scope["app"].state.okno
-        settings = state.settings
         try:
-            if path == WIDGET_SESSIONS:
+            if rule.per == "ip":
                 client = scope.get("client")
-                await limit(
-                    state.limits,
-                    scope="widget_sessions",
-                    key=client[0] if client else "-",
-                    per_minute=settings.widget_sessions_per_ip_per_minute,
-                    what="new chats from this address",
-                )
+                key = client[0] if client else "-"
             else:
                 token = _bearer(scope)
-                if token:  # no token: the endpoint answers 401 itself
-                    import hashlib
-
-                    await limit(
-                        state.limits,
-                        scope="widget_messages",
-                        key=hashlib.sha256(token.encode()).hexdigest()[:32],
-                        per_minute=settings.widget_messages_per_minute,
-                        what="messages",
-                    )
+                # no token: the endpoint answers 401 itself
+                key = hashlib.sha256(token.encode()).hexdigest()[:32] if token else ""
+            if key:
+                await limit(
+                    state.limits,
+                    scope=rule.scope,
+                    key=key,
+                    per_minute=getattr(state.settings, rule.setting),
+                    what=rule.what,
+                )
         except RateLimited as exc:
             from starlette.responses import JSONResponse
 

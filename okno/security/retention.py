@@ -5,8 +5,10 @@ Per data type (``OKNO_RETENTION_*_DAYS``, 0 = kept for ever):
 - messages: in dialogs closed longer ago than the period, every message's text is erased
   (and its ``meta``: buttons, places, contact cards), the dialog's preview and rating
   comment too. The dialog itself stays (its dates, channel, topic, rating: statistics);
-- attachments: in such dialogs the files are deleted from disk; the row stays, marked
-  removed (no name, no path), so the history shows that a file was there;
+- attachments: in such dialogs the files are deleted from disk — served ones, and those
+  the antivirus put in quarantine or held for a scan; the row stays, marked removed (no
+  name, no path), so the history shows that a file was there. Quarantined files no row
+  points at (a staff upload refused as infected) go once older than the period;
 - customers: once every dialog of a customer has been erased, their name, attributes,
   tags, notes and channel identities (phone numbers, e-mail addresses, messenger ids)
   are removed; a customer writing again is a new customer;
@@ -36,7 +38,7 @@ import structlog
 from sqlalchemy import and_, delete, exists, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okno.conversations.attachments import path_of
+from okno.conversations.attachments import AREAS, SCAN_NONE, SCAN_PENDING
 from okno.conversations.models import Attachment, Conversation, Message
 from okno.customers.models import Customer, CustomerIdentity, CustomerNote
 from okno.db.base import utcnow
@@ -50,6 +52,9 @@ RUN = "retention.run"
 EVERY_SECONDS = 24 * 3600
 REMOVED_NAME = "removed"
 REMOVED_PATH = ""  # an attachment row whose file retention deleted
+STORE = AREAS[SCAN_NONE]  # attachments/: files that are served
+QUARANTINE = "quarantine"  # blocked and unscanned files, refused staff uploads
+HELD = AREAS[SCAN_PENDING]  # scan-pending/: files waiting for the antivirus
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -113,12 +118,25 @@ async def _messages(
 async def _attachments(
     session: AsyncSession, settings: Settings, cutoff: datetime | None, *, dry_run: bool
 ) -> dict[str, Any]:
+    """Delete the files of attachments in expired dialogs, wherever their scan state put
+    them: the store (``attachments/``), the quarantine (blocked and unscanned files) and
+    the holding folder (files still waiting for the antivirus); then quarantined and held
+    files no attachment points at (a staff upload refused as infected) once older than
+    the period."""
+    out: dict[str, Any] = {
+        "cutoff": _iso(cutoff),
+        "files_deleted": 0,
+        "quarantined_files_deleted": 0,
+        "held_files_deleted": 0,
+        "rows_marked": 0,
+        "bytes_freed": 0,
+    }
     if cutoff is None:
-        return {"cutoff": None, "files_deleted": 0, "rows_marked": 0, "bytes_freed": 0}
+        return out
     rows = list(
         (
             await session.execute(
-                select(Attachment.id, Attachment.storage_path, Attachment.size).where(
+                select(Attachment.id, Attachment.storage_path, Attachment.scan_status).where(
                     Attachment.conversation_id.in_(_expired_dialogs(cutoff)),
                     Attachment.storage_path != REMOVED_PATH,
                 )
@@ -126,30 +144,36 @@ async def _attachments(
         ).all()
     )
     ids = [r.id for r in rows]
-    paths = {r.storage_path for r in rows}
-    # Files are stored once per content (by sha256): keep a file another, still kept
-    # attachment points at.
-    still_used: set[str] = set()
+    files = {(AREAS.get(r.scan_status, STORE), r.storage_path) for r in rows}
+    # Files are stored once per content (by sha256) and folder: keep a file another,
+    # still kept attachment points at.
+    still_used: set[tuple[str, str]] = set()
+    paths = {path for _, path in files}
     if paths:
-        still_used = set(
-            (
-                await session.scalars(
-                    select(Attachment.storage_path).where(
+        still_used = {
+            (AREAS.get(status, STORE), path)
+            for path, status in (
+                await session.execute(
+                    select(Attachment.storage_path, Attachment.scan_status).where(
                         Attachment.storage_path.in_(paths), Attachment.id.not_in(ids)
                     )
                 )
             ).all()
-        )
-    doomed = sorted(paths - still_used)
-    freed = 0
-    deleted = 0
-    for storage_path in doomed:
-        file = path_of(settings.data_dir, storage_path)
-        if file.is_file():
-            freed += file.stat().st_size
-            deleted += 1
-            if not dry_run:
-                _unlink(file)
+        }
+    doomed = [settings.data_dir / area / path for area, path in sorted(files - still_used)]
+    doomed += await _orphans(session, settings.data_dir, cutoff)
+    for file in doomed:
+        if not file.is_file():
+            continue
+        area = file.relative_to(settings.data_dir).parts[0]
+        out["bytes_freed"] += file.stat().st_size
+        out["files_deleted"] += 1
+        if area == QUARANTINE:
+            out["quarantined_files_deleted"] += 1
+        elif area == HELD:
+            out["held_files_deleted"] += 1
+        if not dry_run:
+            _unlink(file)
     if not dry_run and ids:
         # Files go first: should this transaction then fail, a row points at a missing
         # file (the download says so) and the next run marks it; never the reverse.
@@ -159,12 +183,34 @@ async def _attachments(
             .values(filename=REMOVED_NAME, storage_path=REMOVED_PATH)
             .execution_options(synchronize_session=False)
         )
-    return {
-        "cutoff": _iso(cutoff),
-        "files_deleted": deleted,
-        "rows_marked": len(ids),
-        "bytes_freed": freed,
-    }
+    out["rows_marked"] = len(ids)
+    return out
+
+
+async def _orphans(session: AsyncSession, data_dir: Path, cutoff: datetime) -> list[Path]:
+    """Files in the quarantine and holding folders that no attachment points at and that
+    arrived before ``cutoff`` (a file is written before its row commits: a recent one may
+    be on its way). Those folders stay small, so they are walked whole."""
+    candidates: dict[str, list[Path]] = {}
+    moment = cutoff.timestamp()
+    for area in (QUARANTINE, HELD):
+        root = data_dir / area
+        if not root.is_dir():
+            continue
+        for file in sorted(root.rglob("*")):
+            if file.is_file() and not file.name.startswith(".") and file.stat().st_mtime < moment:
+                candidates.setdefault(file.relative_to(root).as_posix(), []).append(file)
+    names = sorted(candidates)
+    for start in range(0, len(names), 500):
+        batch = names[start : start + 500]
+        used = (
+            await session.scalars(
+                select(Attachment.storage_path).where(Attachment.storage_path.in_(batch))
+            )
+        ).all()
+        for path in used:
+            candidates.pop(path, None)
+    return [file for files in candidates.values() for file in files]
 
 
 def _unlink(file: Path) -> None:
@@ -325,6 +371,8 @@ async def run(
             "trigger": trigger,
             "messages_erased": report["messages"]["messages_erased"],
             "files_deleted": report["attachments"]["files_deleted"],
+            "quarantined_files_deleted": report["attachments"]["quarantined_files_deleted"],
+            "held_files_deleted": report["attachments"]["held_files_deleted"],
             "customers_anonymised": report["customers"]["anonymised"],
             "audit_entries_deleted": report["audit"]["entries_deleted"],
             "audit_checkpoint_seq": report["audit"]["checkpoint_seq"],

@@ -2,7 +2,7 @@
 
 The session cookie (``okno_session``) is a signed token that expires after
 ``OKNO_SESSION_IDLE_MINUTES`` without a request and is renewed as it is used, but never
-past ``OKNO_ACCESS_TOKEN_MINUTES`` after sign-in. Every state-changing request that relies
+past ``OKNO_SESSION_MAX_MINUTES`` after sign-in. Every state-changing request that relies
 on the cookie must repeat the CSRF token in ``X-CSRF-Token``; the token is bound to the
 session (its hash is inside the signed cookie), so a cookie planted by a sibling site
 cannot be paired with a token of the attacker's choosing. Bearer-token clients (API

@@ -395,6 +395,10 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "inbox.attachment": ("Вложение", "Attachment"),
     "attachment.blocked": ("файл заблокирован антивирусом", "file blocked by the antivirus"),
     "attachment.pending": ("файл проверяется антивирусом…", "file is being checked by the antivirus…"),
+    "attachment.failed": (
+        "файл не удалось проверить антивирусом",
+        "the antivirus could not check this file",
+    ),
     "inbox.handed_to_you": ("Вам передан диалог", "A dialog was handed to you"),
     # dialog
     "dialog.pick": (
@@ -446,6 +450,7 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "card.call": ("Позвонить", "Call"),
     "card.calling": ("Звоним клиенту…", "Calling the customer…"),
     "why.button": ("Почему назначен", "Why assigned"),
+    "dialog.transcript": ("Скачать", "Download"),
     "why.title": ("Почему диалог у этого оператора", "Why this dialog went where it did"),
     "why.empty": (
         "Диалог ещё никому не назначали",
@@ -763,6 +768,70 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "Ваша учётная запись в каталоге не входит ни в одну группу okno",
         "Your directory account is in no okno group",
     ),
+    "error.directory_unavailable": (
+        "Каталог (LDAP / Active Directory) не отвечает, попробуйте позже",
+        "The directory (LDAP / Active Directory) does not answer; try again later",
+    ),
+    "error.oidc_no_role": (
+        "У вашей корпоративной учётной записи нет роли в okno, обратитесь к администратору",
+        "Your corporate account has no okno role; ask an admin",
+    ),
+    "error.oidc_failed": (
+        "Вход через корпоративную учётную запись не удался, попробуйте ещё раз",
+        "Signing in with your corporate account failed; try again",
+    ),
+    "error.oidc_state_mismatch": (
+        "Вход занял слишком много времени или был начат в другом окне, начните заново",
+        "The sign-in took too long or was started in another window; start again",
+    ),
+    "error.oidc_unavailable": (
+        "Сервер корпоративного входа не отвечает, попробуйте позже",
+        "The corporate sign-in server does not answer; try again later",
+    ),
+    "error.oidc_disabled": (
+        "Вход через корпоративную учётную запись не настроен",
+        "Corporate sign-in is not set up",
+    ),
+    "error.external_password": (
+        "Пароль этой учётной записи хранится в каталоге или у провайдера входа, меняйте его там",
+        "This account's password is kept by the directory or the sign-in provider; change it "
+        "there",
+    ),
+    "error.totp_enrolment_required": (
+        "Для вашей роли нужен второй фактор: сначала настройте приложение-аутентификатор",
+        "Your role must use a second factor: set up an authenticator app first",
+    ),
+    "error.password_change_required": (
+        "Смените пароль, чтобы войти",
+        "Choose a new password to sign in",
+    ),
+    "error.totp_already_enabled": (
+        "Второй фактор уже настроен; сбросить его может администратор",
+        "A second factor is already set up; an admin can reset it",
+    ),
+    "error.totp_not_started": (
+        "Сначала начните настройку второго фактора",
+        "Start setting up the second factor first",
+    ),
+    "error.session_expired": ("Сессия истекла, войдите снова", "Your session expired; sign in again"),
+    "error.token_expired": ("Сессия истекла, войдите снова", "Your session expired; sign in again"),
+    "error.token_invalid": ("Сессия недействительна, войдите снова", "Invalid session; sign in again"),
+    "error.token_missing": ("Войдите в систему", "Please sign in"),
+    "error.csrf_failed": (
+        "Страница устарела, обновите её и повторите",
+        "The page is out of date; reload it and try again",
+    ),
+    "error.user_not_found": ("Нет такой учётной записи", "No such account"),
+    "error.token_not_found": ("Нет такого API-токена", "No such API token"),
+    "error.invalid_role": ("Нет такой роли", "No such role"),
+    "error.invalid_cidr": (
+        "Не похоже на IP-адрес или сеть (пример: 10.0.0.0/8)",
+        "Not an IP address or network (e.g. 10.0.0.0/8)",
+    ),
+    "error.allowlist_excludes_you": (
+        "Список не включает ваш собственный адрес: сначала добавьте его",
+        "The list would not include your own address; add it first",
+    ),
     "error.weak_password": (
         "Пароль слишком простой: не меньше 10 символов, буквы вместе с цифрами или знаками, "
         "не из списка популярных и без логина",
@@ -809,6 +878,45 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "Images (PNG, JPEG, GIF, WebP) and PDF only",
     ),
     "error.payload_too_large": ("Файл слишком большой", "The file is too large"),
+    # sending a file (okno.conversations.attachments, .scanning)
+    "error.attachment_empty": ("Файл пустой", "The file is empty"),
+    "error.attachment_too_large": (
+        "Файл слишком большой: можно не больше {max_mb} МБ",
+        "The file is too large: at most {max_mb} MB",
+    ),
+    "error.request_too_large": ("Файл слишком большой", "The file is too large"),
+    "error.attachment_type_not_allowed": (
+        "Такой тип файла не принимается. Можно отправить изображение (PNG, JPEG, GIF, "
+        "WebP), PDF, голосовое сообщение (Ogg, MP3, M4A) или видео MP4",
+        "This type of file is not accepted. Send a picture (PNG, JPEG, GIF, WebP), a PDF, "
+        "a voice message (Ogg, MP3, M4A) or an MP4 video",
+    ),
+    "error.attachment_type_mismatch": (
+        "Содержимое файла не соответствует его расширению",
+        "The file's content does not match its name",
+    ),
+    "error.attachment_infected": (
+        "Антивирус обнаружил в файле угрозу ({signature}). Файл не отправлен",
+        "The antivirus found a threat in the file ({signature}). It was not sent",
+    ),
+    "error.scanner_unavailable": (
+        "Антивирус не отвечает, и файл нельзя проверить. Отправьте его ещё раз через "
+        "несколько минут",
+        "The antivirus is not answering, so the file cannot be checked. Send it again in "
+        "a few minutes",
+    ),
+    "error.attachment_blocked": (
+        "Файл заблокирован антивирусом, скачать его нельзя",
+        "The antivirus blocked this file; it cannot be downloaded",
+    ),
+    "error.attachment_scan_failed": (
+        "Файл не удалось проверить антивирусом, скачать его нельзя",
+        "The antivirus could not check this file; it cannot be downloaded",
+    ),
+    "error.attachment_pending_scan": (
+        "Файл ещё проверяется антивирусом, попробуйте позже",
+        "The file is still being checked by the antivirus; try later",
+    ),
     # messenger channels: the Каналы page
     "channels.title": ("Каналы", "Channels"),
     "channels.none": ("Каналов пока нет", "No channels yet"),
@@ -1005,6 +1113,10 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "audit.act.export": ("Выгрузка", "Export"),
     "audit.act.report.viewed": ("Просмотр отчёта", "Report viewed"),
     "audit.act.attachment.downloaded": ("Скачано вложение", "Attachment downloaded"),
+    "audit.act.attachment.blocked": (
+        "Файл заблокирован антивирусом",
+        "File blocked by the antivirus",
+    ),
     "audit.act.recording.downloaded": ("Скачана запись разговора", "Recording downloaded"),
     "audit.act.channel.created": ("Добавлен канал", "Channel added"),
     "audit.act.channel.updated": ("Изменён канал", "Channel changed"),

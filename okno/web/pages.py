@@ -131,10 +131,27 @@ async def _staff_page(request: Request, page: str, *, open_id: int | None = None
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request, next: str = "/") -> Response:
+async def login_page(request: Request, next: str = "/", reason: str = "") -> Response:
+    """The sign-in form; ``reason`` says why the person is here (``expired``,
+    ``signed_out``, or an error code such as ``oidc_no_role``), shown in their language."""
     settings = request.app.state.okno.settings
     oidc_on = bool(settings.oidc_issuer and settings.oidc_client_id)
-    return _render(request, "login.html", next=_safe_next(next), oidc=oidc_on)
+    return _render(
+        request,
+        "login.html",
+        next=_safe_next(next),
+        oidc=oidc_on,
+        reason_key=_reason_key(reason),
+    )
+
+
+def _reason_key(reason: str) -> str:
+    """The text key for a sign-in page ``reason``; "" for anything without a text (the
+    parameter comes from the address bar: only known codes are shown)."""
+    for key in (f"login.{reason}", f"error.{reason}"):
+        if reason and reason.replace("_", "").isalnum() and key in i18n.TEXTS:
+            return key
+    return ""
 
 
 def _safe_next(target: str) -> str:

@@ -66,6 +66,15 @@ articles:
 """
 COLLEAGUE = "Перезагрузите телефон и запросите код через минуту — обычно это помогает."
 
+def _token(client: TestClient, login: str) -> str:
+    """One token per test client and login: sign-in is rate limited per login, and these
+    tests are about suggestions, not signing in."""
+    tokens: dict[str, str] = client.__dict__.setdefault("_test_tokens", {})
+    if login not in tokens:
+        tokens[login] = staff_token(client, login)
+    return tokens[login]
+
+
 
 @pytest.fixture
 def bank(client: TestClient) -> TestClient:
@@ -78,7 +87,7 @@ def _import(client: TestClient, body: str) -> None:
     response = client.post(
         "/api/v1/kb/import",
         content=body.encode(),
-        headers={**bearer(staff_token(client, "root")), "Content-Type": "application/yaml"},
+        headers={**bearer(_token(client, "root")), "Content-Type": "application/yaml"},
     )
     assert response.status_code == 200, response.text
 
@@ -93,7 +102,7 @@ def new_dialog(client: TestClient, text: str) -> int:
 def suggestions(client: TestClient, login: str, conversation_id: int) -> dict[str, Any]:
     response = client.get(
         f"/api/v1/conversations/{conversation_id}/reply-suggestions",
-        headers=bearer(staff_token(client, login)),
+        headers=bearer(_token(client, login)),
     )
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()
@@ -104,21 +113,21 @@ def send(client: TestClient, login: str, conversation_id: int, text: str, **extr
     return client.post(
         f"/api/v1/conversations/{conversation_id}/messages",
         json={"client_msg_id": cmid(), "text": text, **extra},
-        headers=bearer(staff_token(client, login)),
+        headers=bearer(_token(client, login)),
     )
 
 
 def reject(client: TestClient, login: str, suggestion_id: int) -> Any:
     return client.post(
         f"/api/v1/reply-suggestions/{suggestion_id}/reject",
-        headers=bearer(staff_token(client, login)),
+        headers=bearer(_token(client, login)),
     )
 
 
 def staff_messages(client: TestClient, conversation_id: int) -> list[str]:
     response = client.get(
         f"/api/v1/conversations/{conversation_id}/messages",
-        headers=bearer(staff_token(client, "root")),
+        headers=bearer(_token(client, "root")),
     )
     return [m["text"] for m in response.json()["messages"] if m["author_kind"] == "operator"]
 
@@ -330,7 +339,7 @@ def test_a_retried_send_records_the_decision_once(bank: TestClient) -> None:
     conversation = new_dialog(bank, "Потерял карту, что делать?")
     offered = suggestions(bank, "anna", conversation)["suggestions"][0]
     body = {"client_msg_id": cmid(), "text": offered["text"], "suggestion_id": offered["id"]}
-    headers = bearer(staff_token(bank, "anna"))
+    headers = bearer(_token(bank, "anna"))
     url = f"/api/v1/conversations/{conversation}/messages"
     assert bank.post(url, json=body, headers=headers).status_code == 201
     retry = bank.post(url, json=body, headers=headers)
@@ -344,10 +353,10 @@ def test_an_operator_of_another_team_is_refused(bank: TestClient) -> None:
     taken = bank.post(
         f"/api/v1/conversations/{conversation}/assign",
         json={},
-        headers=bearer(staff_token(bank, "anna")),
+        headers=bearer(_token(bank, "anna")),
     )
     assert taken.status_code == 200, taken.text
-    olga = bearer(staff_token(bank, "olga"))
+    olga = bearer(_token(bank, "olga"))
     shown = bank.get(f"/api/v1/conversations/{conversation}/reply-suggestions", headers=olga)
     assert (shown.status_code, shown.json()["code"]) == (403, "forbidden_team")
     refused = reject(bank, "olga", offered["id"])
@@ -355,7 +364,7 @@ def test_an_operator_of_another_team_is_refused(bank: TestClient) -> None:
     assert bank.get(f"/api/v1/conversations/{conversation}/reply-suggestions").status_code == 401
     assert suggestions(bank, "anna", conversation)["suggestions"][0]["outcome"] is None
     missing = bank.get(
-        "/api/v1/conversations/999999/reply-suggestions", headers=bearer(staff_token(bank, "anna"))
+        "/api/v1/conversations/999999/reply-suggestions", headers=bearer(_token(bank, "anna"))
     )
     assert missing.status_code == 404
 

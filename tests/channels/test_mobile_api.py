@@ -394,3 +394,61 @@ def test_push_settings_are_checked_and_secrets_write_only(live: TestClient) -> N
     listed = live.get("/api/v1/channels", headers=bearer(root)).json()["channels"]
     app = next(c for c in listed if c["kind"] == "api")
     assert IDENTITY_SECRET not in json.dumps(app) and PUSH_SECRET not in json.dumps(app)
+
+
+def test_app_sessions_messages_and_files_are_rate_limited(
+    settings: Settings, staff: Staff, gateway: FakePushGateway
+) -> None:
+    limited = make_settings(
+        settings.data_dir,
+        settings.database_url,
+        mobile_sessions_per_ip_per_minute=2,
+        mobile_messages_per_minute=3,
+    )
+    channel_id = add_channel(
+        limited,
+        "api",
+        name="Приложение банка",
+        identity_secret=IDENTITY_SECRET,
+        push_url=f"{gateway.url}/push",
+        push_secret=PUSH_SECRET,
+    )
+    with TestClient(create_app(limited)) as client:
+        client.channel_id = channel_id  # type: ignore[attr-defined]
+        opened = [open_session(client, bank_token(f"C-{i}")) for i in range(3)]
+        assert [r.status_code for r in opened] == [200, 200, 429]
+        assert opened[2].json()["code"] == "rate_limited"
+        assert opened[2].json()["fields"]["scope"] == "mobile_sessions"
+        assert 1 <= int(opened[2].headers["retry-after"]) <= 30
+
+        token = opened[0].json()["session_token"]
+        sent = [app_says(client, token, f"вопрос {i}").status_code for i in range(2)]
+        attached = client.post(
+            "/api/v1/mobile/attachments",
+            data={"client_msg_id": cmid(), "text": "Скриншот"},
+            files={"file": ("screen.png", PNG, "image/png")},
+            headers=bearer(token),
+        )
+        assert sent == [201, 201] and attached.status_code == 201, attached.text
+        # messages and files draw from one bucket per app session
+        too_fast = app_says(client, token, "ещё вопрос")
+        assert too_fast.status_code == 429 and too_fast.json()["code"] == "rate_limited"
+        assert 1 <= int(too_fast.headers["retry-after"]) <= 20
+        file_too_fast = client.post(
+            "/api/v1/mobile/attachments",
+            data={"client_msg_id": cmid()},
+            files={"file": ("screen.png", PNG, "image/png")},
+            headers=bearer(token),
+        )
+        assert file_too_fast.status_code == 429
+        # another customer's session has its own bucket; reading history is not limited
+        other = opened[1].json()["session_token"]
+        assert app_says(client, other, "привет").status_code == 201
+        assert [m["text"] for m in history(client, token)] == ["вопрос 0", "вопрос 1", "Скриншот"]
+        # the web widget's limits are its own
+        widget = client.post(
+            "/api/v1/widget/sessions",
+            json={"widget_key": WIDGET_KEY},
+            headers={"Origin": "https://bank.example"},
+        )
+        assert widget.status_code == 200

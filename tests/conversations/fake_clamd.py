@@ -1,26 +1,108 @@
 """A stand-in for ClamAV's clamd on loopback, speaking its documented protocol.
 
 A real clamd is unusable offline: it refuses to start without a virus database, which
-freshclam downloads at run time. This server speaks the same wire protocol (clamd(8)):
-``zINSTREAM\\0`` / ``nINSTREAM\\n``, chunks each prefixed by a 4-byte big-endian length, a
-zero-length terminator, one reply line ``stream: OK`` or ``stream: <Name> FOUND`` (NUL- or
-newline-terminated as the command was), plus ``PING`` → ``PONG``. It flags the EICAR test
-string (the industry's harmless "test virus") as ``Eicar-Test-Signature``, as ClamAV does,
-and enforces a ``StreamMaxLength`` with clamd's own error reply.
+freshclam downloads at run time. This server models what okno relies on, and nothing
+more:
+
+**The wire protocol** (clamd(8)): ``zINSTREAM\\0`` / ``nINSTREAM\\n``, chunks each prefixed
+by a 4-byte big-endian length, a zero-length terminator, one reply line ``stream: OK`` or
+``stream: <Name> FOUND`` (NUL- or newline-terminated as the command was); ``PING`` →
+``PONG``; a stream longer than ``StreamMaxLength`` answered with clamd's own
+``INSTREAM size limit exceeded. ERROR``; ``break_down()`` makes it answer every scan with
+an ``ERROR`` (a clamd that is up but cannot scan).
+
+**The signature database**, given as lines in two of ClamAV's real formats
+(``sigtool --help``, "Creating signatures for ClamAV"), matched the way ClamAV matches them:
+
+- ``.hdb`` — ``MD5:Size:Name``: the MD5 and size of the *whole* stream. This is how the
+  official database recognises the EICAR test file (``Win.Test.EICAR_HDB-1``): only the
+  exact 68-byte file, never the EICAR string inside a bigger file. (okno refuses the
+  plain EICAR file as text before any scan, so EICAR cannot test okno end to end.)
+- ``.ndb`` — ``Name:TargetType:Offset:HexSignature``, what a bank puts in a custom
+  ``local.ndb``: the bytes anywhere in the stream (offset ``*``) or at a fixed offset
+  (``n``). Only target type 0 (any file) and plain hex are modelled; ClamAV's wildcards,
+  alternatives, other target types, logical signatures, unpacking of archives and
+  heuristics are not, and a line using them is refused rather than misread.
+
+The tests' infected files carry :data:`MARKER`, matched by the custom signature
+:data:`TEST_NDB` (name :data:`SIGNATURE`): a real clamd given the same line in a
+``local.ndb`` reports the same files the same way.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import socket
 import socketserver
 import struct
 import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 # Built from two halves so this source file itself is not flagged by a scanner on the box.
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
-SIGNATURE = "Eicar-Test-Signature"
+EICAR_SIGNATURE = "Win.Test.EICAR_HDB-1"
+# The official database's line for the EICAR test file (whole-file MD5 and size).
+EICAR_HDB = f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:{EICAR_SIGNATURE}"
+
+# The tests' custom signature: bytes no real file carries, as a bank's local.ndb would.
+MARKER = b"OKNO-TEST-" + b"MALWARE-MARKER-5d1c7e"
+SIGNATURE = "Okno.Test.Infected-1"
+TEST_NDB = f"{SIGNATURE}:0:*:{MARKER.hex()}"
+
+DEFAULT_DATABASE = (EICAR_HDB, TEST_NDB)
+
+
+@dataclass(frozen=True)
+class _Hash:
+    md5: str
+    size: int | None
+    name: str
+
+    def matches(self, data: bytes) -> bool:
+        if self.size is not None and len(data) != self.size:
+            return False
+        return hashlib.md5(data).hexdigest() == self.md5
+
+
+@dataclass(frozen=True)
+class _Body:
+    name: str
+    offset: int | None  # None: anywhere
+    pattern: bytes
+
+    def matches(self, data: bytes) -> bool:
+        if self.offset is None:
+            return self.pattern in data
+        return data[self.offset : self.offset + len(self.pattern)] == self.pattern
+
+
+def parse_database(lines: Iterable[str]) -> list[_Hash | _Body]:
+    """Signatures from ``.hdb`` and ``.ndb`` lines; ValueError for what is not modelled."""
+    out: list[_Hash | _Body] = []
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split(":")
+        if len(fields) == 3 and re.fullmatch(r"[0-9a-fA-F]{32}", fields[0]):
+            md5, size, name = fields
+            out.append(_Hash(md5.lower(), None if size == "*" else int(size), name))
+        elif len(fields) == 4:
+            name, target, offset, hexsig = fields
+            if target != "0":
+                raise ValueError(f"target type {target} is not modelled: {line}")
+            if not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", hexsig):
+                raise ValueError(f"only plain hex signatures are modelled: {line}")
+            if offset != "*" and not offset.isdigit():
+                raise ValueError(f"only offsets * and n are modelled: {line}")
+            out.append(_Body(name, None if offset == "*" else int(offset), bytes.fromhex(hexsig)))
+        else:
+            raise ValueError(f"not an .hdb or .ndb line: {line}")
+    return out
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -58,8 +140,10 @@ class _Handler(socketserver.BaseRequestHandler):
         self.server.scanned.append(bytes(data))
         if self.server.broken:
             sock.sendall(b"Can't allocate memory ERROR" + end)
-        elif EICAR in data:
-            sock.sendall(f"stream: {SIGNATURE} FOUND".encode() + end)
+            return
+        found = next((s.name for s in self.server.database if s.matches(bytes(data))), None)
+        if found:
+            sock.sendall(f"stream: {found} FOUND".encode() + end)
         else:
             sock.sendall(b"stream: OK" + end)
 
@@ -90,7 +174,10 @@ class _Unix(socketserver.ThreadingUnixStreamServer):
 
 
 class FakeClamd:
-    """``FakeClamd().start()``; ``address`` is what OKNO_CLAMD_ADDRESS takes."""
+    """``FakeClamd().start()``; ``address`` is what OKNO_CLAMD_ADDRESS takes.
+
+    ``database``: signature lines (``.hdb``/``.ndb``), by default the official EICAR line
+    and the tests' custom signature."""
 
     def __init__(
         self,
@@ -98,10 +185,12 @@ class FakeClamd:
         unix_path: Path | None = None,
         port: int = 0,
         max_length: int = 25 * 1024 * 1024,
+        database: Iterable[str] = DEFAULT_DATABASE,
     ) -> None:
         self.unix_path = unix_path
         self.port = port
         self.max_length = max_length
+        self.database = parse_database(database)
         self.server: socketserver.BaseServer | None = None
         self.thread: threading.Thread | None = None
 
@@ -114,6 +203,7 @@ class FakeClamd:
         server.scanned = []
         server.broken = False
         server.max_length = self.max_length
+        server.database = self.database
         self.server = server
         self.thread = threading.Thread(target=server.serve_forever, daemon=True)
         self.thread.start()

@@ -1,8 +1,11 @@
 """Antivirus in the browser: with clamd configured (a clamd stand-in on loopback speaking
-its protocol), a customer sends an infected picture from the widget: the widget says the
-file was not accepted, the operator sees "файл заблокирован антивирусом" instead of a
-link. A file sent while clamd is down shows as being checked and turns into a link, live,
-once clamd is back. Every page runs under its Content-Security-Policy without violations."""
+its protocol, with a custom test signature), a customer sends an infected picture from the
+widget: the widget says the file was not accepted, the operator sees "файл заблокирован
+антивирусом" instead of a link. An operator trying to send an infected file is told so in
+Russian. The widget names what it refuses in words a customer reads (a limit under 1 MB in
+KB, the types it accepts). A file sent while clamd is down shows as being checked and turns
+into a link, live, once clamd is back. Every page runs under its Content-Security-Policy
+without violations."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import pytest
 
 from tests.builders import PASSWORD, WIDGET_KEY
 from tests.channels.test_widget_api import PNG
-from tests.conversations.fake_clamd import EICAR, FakeClamd
+from tests.conversations.fake_clamd import MARKER, FakeClamd
 from tests.e2e import browser as b
 from tests.e2e.test_workspace import seeded, token
 from tests.system import server as srv
@@ -33,7 +36,8 @@ def clamd() -> Iterator[FakeClamd]:
 @pytest.fixture
 def bank(tmp_path: Path, clamd: FakeClamd) -> Iterator[srv.OknoServer]:
     seeded(tmp_path)
-    with b.serving(tmp_path, extra_env={"OKNO_CLAMD_ADDRESS": clamd.address}) as server:
+    env = {"OKNO_CLAMD_ADDRESS": clamd.address, "OKNO_MAX_ATTACHMENT_MB": "0.5"}
+    with b.serving(tmp_path, extra_env=env) as server:
         yield server
 
 
@@ -43,7 +47,7 @@ async def test_the_operator_sees_a_blocked_file_and_the_customer_is_told(
     customer = await b.customer_page(chromium, bank.url, WIDGET_KEY)
     await b.customer_types(customer, "Добрый день, прикладываю скриншот ошибки")
     infected = tmp_path / "скриншот.png"
-    infected.write_bytes(PNG + EICAR)
+    infected.write_bytes(PNG + MARKER)
     await customer.locator("[data-okno=file]").set_input_files(str(infected))
     # the widget: the file is marked as not accepted, and okno says so in the chat
     await customer.locator("[data-okno=attachment][data-kind=blocked]").wait_for()
@@ -60,6 +64,27 @@ async def test_the_operator_sees_a_blocked_file_and_the_customer_is_told(
     assert "файл заблокирован антивирусом" in await blocked.inner_text()
     assert "скриншот.png" in await blocked.inner_text()
     assert await dialog.locator("a[href*='/api/v1/attachments/']").count() == 0
+
+    # the operator tries to send an infected file: refused, in Russian, nothing sent
+    await dialog.locator("[data-okno=file]").set_input_files(str(infected))
+    refusal = sveta.locator(".toast.error").filter(has_text="Антивирус обнаружил в файле угрозу")
+    await refusal.wait_for()
+    assert "Файл не отправлен" in await refusal.inner_text()
+
+    # what the widget refuses, in words: a limit under 1 MB in KB, the accepted types
+    big = tmp_path / "большой.png"
+    big.write_bytes(PNG + b"\0" * 600 * 1024)
+    await customer.locator("[data-okno=file]").set_input_files(str(big))
+    too_large = customer.locator("[data-okno=error]").filter(has_text="Файл больше")
+    await too_large.wait_for()
+    assert await too_large.inner_text() == "Файл больше 512 КБ"
+    note = tmp_path / "заметка.txt"
+    note.write_bytes("просто текст".encode())
+    await customer.locator("[data-okno=file]").set_input_files(str(note))
+    not_allowed = customer.locator("[data-okno=error]").filter(has_text="тип файла")
+    await not_allowed.wait_for()
+    text = await not_allowed.inner_text()
+    assert "не принимается" in text and "MP3" in text and "видео MP4" in text
 
     # clamd stops answering: the next file is held and shown as being checked...
     clamd.break_down()

@@ -631,3 +631,19 @@ async def test_signing_out_forgets_drafts_on_this_computer(
     assert not await anna.evaluate(
         "Object.keys(localStorage).some(k => k.startsWith('okno:draft:'))"
     )
+
+
+async def test_a_session_ended_everywhere_takes_the_workspace_to_the_sign_in_page(
+    floor: srv.OknoServer, chromium: Any
+) -> None:
+    anna = await b.staff_page(chromium, floor.url, "anna", PASSWORD)
+    await anna.locator("[data-okno=conn][data-state=online]").wait_for()
+    # an admin ends every session of hers (a stolen laptop, say)
+    root = token(floor, "root")
+    me = httpx.get(f"{floor.url}/api/v1/me", headers=token(floor, "anna")).json()
+    ended = httpx.post(f"{floor.url}/api/v1/users/{me['id']}/sign-out-everywhere", headers=root)
+    assert ended.status_code == 200, ended.text
+    # the live connection is closed with token_revoked: the page does not keep
+    # reconnecting with a dead session, it asks for the password again and says why
+    await anna.wait_for_url("**/login?**reason=token_revoked**", timeout=15_000)
+    await anna.locator("[data-okno=login-error]", has_text="Сеанс завершён").wait_for()

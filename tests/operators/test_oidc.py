@@ -5,6 +5,7 @@ a claim."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from okno.app import create_app
+from okno.web import i18n
 from tests import services
 from tests.builders import Staff
 from tests.conftest import make_settings
@@ -54,6 +56,17 @@ def okno(
         yield client
 
 
+def refused_with(client: TestClient, response: Any, code: str) -> None:
+    """The browser is sent back to the sign-in page, which says why in Russian (the
+    default language) rather than showing JSON."""
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == f"/login?reason={code}"
+    page = client.get(response.headers["location"])
+    assert page.status_code == 200
+    assert html.escape(i18n.TEXTS[f"error.{code}"][0], quote=False) in page.text, page.text
+    assert client.get("/api/v1/me").status_code == 401  # not signed in
+
+
 def through_provider(client: TestClient, next_path: str = "/") -> tuple[str, dict[str, str]]:
     """Start the sign-in at okno, let the provider answer; the callback path and query."""
     started = client.get(
@@ -85,17 +98,18 @@ def test_sign_in_through_the_provider_gives_a_session_with_the_mapped_role(
     assert body["name"] == "Мария Иванова" and body["team_id"] is not None
     # the code was redeemed with the PKCE verifier, and only once
     assert provider.token_requests[-1]["code_verifier"]
+    okno.cookies.clear()
     replay = okno.get(path, params=query, follow_redirects=False)
-    assert replay.status_code in (401, 502) or replay.json()["code"] in ("oidc_failed",)
+    refused_with(okno, replay, "oidc_state_mismatch")
 
 
 def test_a_changed_state_is_refused(okno: TestClient) -> None:
     path, query = through_provider(okno)
     forged = okno.get(path, params={**query, "state": "attacker"}, follow_redirects=False)
-    assert forged.status_code == 401 and forged.json()["code"] == "oidc_state_mismatch"
+    refused_with(okno, forged, "oidc_state_mismatch")
     okno.cookies.clear()  # another browser: no flow cookie at all
     alien = okno.get(path, params=query, follow_redirects=False)
-    assert alien.status_code == 401 and alien.json()["code"] == "oidc_state_mismatch"
+    refused_with(okno, alien, "oidc_state_mismatch")
 
 
 @pytest.mark.parametrize("misbehaviour", ["foreign_key", "wrong_nonce", "alg_none"])
@@ -105,9 +119,7 @@ def test_id_tokens_not_made_for_this_sign_in_are_refused(
     setattr(provider, misbehaviour, True)
     path, query = through_provider(okno)
     refused = okno.get(path, params=query, follow_redirects=False)
-    assert refused.status_code == 401, refused.text
-    assert refused.json()["code"] == "oidc_failed"
-    assert okno.get("/api/v1/me").status_code == 401
+    refused_with(okno, refused, "oidc_failed")
 
 
 def test_a_person_without_a_mapped_role_is_refused(
@@ -116,7 +128,8 @@ def test_a_person_without_a_mapped_role_is_refused(
     provider.person["realm_access"] = {"roles": ["offline_access"]}
     path, query = through_provider(okno)
     refused = okno.get(path, params=query, follow_redirects=False)
-    assert refused.status_code == 403 and refused.json()["code"] == "oidc_no_role"
+    refused_with(okno, refused, "oidc_no_role")
+    # «У вашей корпоративной учётной записи нет роли в okno, обратитесь к администратору»
 
 
 def test_the_login_of_a_local_account_is_not_taken_over(
@@ -125,10 +138,67 @@ def test_the_login_of_a_local_account_is_not_taken_over(
     provider.person["preferred_username"] = "root"  # the local admin's login
     path, query = through_provider(okno)
     refused = okno.get(path, params=query, follow_redirects=False)
-    assert refused.status_code == 409 and refused.json()["code"] == "login_taken"
+    refused_with(okno, refused, "login_taken")
 
 
 def test_without_settings_oidc_is_off(client: TestClient) -> None:
     off = client.get("/api/v1/auth/oidc/login", follow_redirects=False)
     assert off.status_code == 404 and off.json()["code"] == "oidc_disabled"
     assert "/api/v1/auth/oidc/login" not in client.get("/login").text
+
+
+def test_returns_from_the_provider_are_rate_limited_per_address(
+    provider: oidc_provider.Provider, tmp_path: Path, database_url: str, staff: Staff
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        oidc_issuer=provider.issuer,
+        oidc_client_id=oidc_provider.CLIENT_ID,
+        oidc_client_secret=oidc_provider.CLIENT_SECRET,
+        oidc_role_claim="realm_access.roles",
+        oidc_role_map={"okno-supervisor": "supervisor"},
+        signin_per_ip_per_minute=2,
+    )
+    with TestClient(create_app(settings)) as client:
+        callback = "/api/v1/auth/oidc/callback"
+        for _ in range(2):
+            answer = client.get(callback, params={"error": "access_denied"}, follow_redirects=False)
+            refused_with(client, answer, "oidc_failed")
+        limited = client.get(callback, params={"code": "x", "state": "y"}, follow_redirects=False)
+        refused_with(client, limited, "rate_limited")
+        # the same bucket as password sign-ins from this address
+        password = client.post(
+            "/api/v1/auth/token", json={"login": "anna", "password": "correct-horse-1"}
+        )
+        assert password.status_code == 429
+        root_settings = make_settings(tmp_path, database_url)
+    with TestClient(create_app(root_settings)) as admin:
+        token = admin.post(
+            "/api/v1/auth/token", json={"login": "root", "password": "correct-horse-1"}
+        ).json()["access_token"]
+        entries = admin.get(
+            "/api/v1/audit",
+            params={"action": "auth.sign_in"},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()["entries"]
+    reasons = [(e["outcome"], e["details"].get("reason")) for e in reversed(entries)]
+    assert reasons[:4] == [
+        ("failure", "oidc_failed"),
+        ("failure", "oidc_failed"),
+        ("denied", "rate_limited"),
+        ("denied", "rate_limited"),
+    ]
+
+
+def test_the_sign_in_page_explains_a_directory_outage_in_either_language(
+    client: TestClient,
+) -> None:
+    page = client.get("/login", params={"reason": "directory_unavailable"})
+    assert "Каталог (LDAP / Active Directory) не отвечает, попробуйте позже" in page.text
+    client.get("/lang/en")
+    page = client.get("/login", params={"reason": "directory_unavailable"})
+    assert "The directory (LDAP / Active Directory) does not answer" in page.text
+    # only known codes are shown: the address bar cannot put words on the page
+    forged = client.get("/login", params={"reason": "Ваш пароль: позвоните 8-800"})
+    assert "8-800" not in forged.text

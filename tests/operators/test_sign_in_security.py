@@ -4,6 +4,7 @@ password reset, IP allow-lists for staff and for API tokens, and rate limits."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,12 +18,14 @@ from sqlalchemy import select
 
 from okno.app import create_app
 from okno.db.base import utcnow
+from okno.db.session import Database
 from okno.errors import BadRequest
-from okno.operators import api_tokens
+from okno.operators import api_tokens, presence, revocation
 from okno.operators import service as operators
 from okno.operators.auth_models import SignInState
 from okno.security import audit, password_policy, sessions, tokens
 from okno.settings import Settings
+from tests import services
 from tests.builders import PASSWORD, WIDGET_KEY, Staff, bearer, in_db, staff_token
 from tests.conftest import make_settings
 
@@ -499,3 +502,138 @@ def test_the_sign_in_state_row_is_created_lazily(settings: Settings, staff: Staf
         return list((await session.scalars(select(SignInState.user_id))).all())
 
     assert in_db(settings, run) == []  # accounts made before migration 0011 have none
+
+
+# --- signing out, revocation seen from another process, allow-lists for auditors ---------
+
+
+def test_signing_out_is_recorded_with_who_and_from_where(
+    tmp_path: Path, database_url: str, staff: Staff
+) -> None:
+    settings = make_settings(tmp_path, database_url)
+    with TestClient(FromPeer(create_app(settings))) as client:
+        opened = client.post(
+            "/api/v1/auth/session",
+            json={"login": "anna", "password": PASSWORD},
+            headers=peer("10.7.7.7"),
+        )
+        assert opened.status_code == 200
+        csrf = opened.json()["csrf_token"]
+        out = client.post("/api/v1/auth/logout", headers=peer("10.7.7.7", **{"X-CSRF-Token": csrf}))
+        assert out.status_code == 204
+        assert client.get("/api/v1/me").status_code == 401
+        # clearing the cookies again (no session left) is no second sign-out
+        assert client.post("/api/v1/auth/logout").status_code == 204
+        # a session that was already ended everywhere is not "signed out" by its page
+        igor = client.post("/api/v1/auth/session", json={"login": "igor", "password": PASSWORD})
+        root = bearer(sign_in(client, "root").json()["access_token"])
+        client.post(f"/api/v1/users/{staff['igor']}/sign-out-everywhere", headers=root)
+        late = client.post(
+            "/api/v1/auth/logout", headers={"X-CSRF-Token": igor.json()["csrf_token"]}
+        )
+        assert late.status_code == 204
+
+        entries = client.get(
+            "/api/v1/audit", params={"action": "auth.sign_out"}, headers=root
+        ).json()["entries"]
+    assert [(e["actor_login"], e["actor_id"], e["ip"], e["outcome"]) for e in entries] == [
+        ("anna", staff["anna"], "10.7.7.7", "success")
+    ]
+    assert entries[0]["object_type"] == "user" and entries[0]["object_id"] == str(staff["anna"])
+
+
+def test_sockets_held_here_of_an_account_revoked_elsewhere_end_as_revoked(
+    settings: Settings, staff: Staff, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(presence, "HEARTBEAT_SECONDS", 0.2)
+    with TestClient(create_app(settings)) as client:
+        token = staff_token(client, "anna")
+        with client.websocket_connect(f"/api/v1/ws?token={token}") as ws:
+            assert ws.receive_json()["type"] == "stream.ready"
+
+            async def sign_out_everywhere_in_another_process() -> None:
+                db = Database(settings)
+                try:
+                    async with db.transaction() as session:
+                        await revocation.revoke(session, staff["anna"])
+                finally:
+                    await db.dispose()
+
+            services.run_in_thread(sign_out_everywhere_in_another_process)
+            event = ws.receive_json()
+            while event["type"] != "stream.error":
+                event = ws.receive_json()
+    # the workspace takes token_revoked to the sign-in page ("the session was ended"),
+    # not to "this account is disabled"
+    assert event["payload"]["code"] == "token_revoked"
+
+
+def test_auditors_and_security_officers_read_the_allow_lists_only_admins_change_them(
+    client: TestClient, settings: Settings, staff: Staff
+) -> None:
+    async def make(session: Any) -> int:
+        for login, role in (("aud", "auditor"), ("sec", "security_officer")):
+            await operators.create_user(session, login=login, password=PASSWORD, role=role)
+        row, _ = await api_tokens.create_token(
+            session, name="CRM", scopes=["users.read"], created_by=None
+        )
+        return int(row.id)
+
+    token_id = in_db(settings, make)
+    auditor, officer = bearer(staff_token(client, "aud")), bearer(staff_token(client, "sec"))
+    for who in (auditor, officer):
+        staff_list = client.get("/api/v1/security/ip-allowlist", headers=who)
+        assert staff_list.status_code == 200, staff_list.text
+        assert staff_list.json()["entries"] == []
+        token_list = client.get(f"/api/v1/tokens/{token_id}/ip-allowlist", headers=who)
+        assert token_list.status_code == 200 and token_list.json()["ip_allowlist"] == []
+    refused = client.put("/api/v1/security/ip-allowlist", json={"entries": []}, headers=auditor)
+    assert refused.status_code == 403
+    assert refused.json()["fields"]["permission"] == "ip_allowlist.manage"
+    refused = client.put(
+        f"/api/v1/tokens/{token_id}/ip-allowlist", json={"ip_allowlist": []}, headers=auditor
+    )
+    assert refused.status_code == 403
+    operator = bearer(staff_token(client, "anna"))
+    denied = client.get("/api/v1/security/ip-allowlist", headers=operator)
+    assert (
+        denied.status_code == 403 and denied.json()["fields"]["permission"] == "ip_allowlist.read"
+    )
+
+
+def test_an_admin_cannot_give_an_okno_password_to_an_openid_account(
+    client: TestClient, settings: Settings, staff: Staff
+) -> None:
+    async def make(session: Any) -> int:
+        user = await operators.create_user(
+            session, login="maria", password=PASSWORD, role="operator"
+        )
+        row = await revocation.state_for(session, user.id)
+        row.source, row.external_id = "oidc", "https://sso.bank.test|f3a1-77"
+        return int(user.id)
+
+    maria = in_db(settings, make)
+    root = bearer(staff_token(client, "root"))
+    patched = client.patch(f"/api/v1/users/{maria}", json={"password": NEW_PASSWORD}, headers=root)
+    assert patched.status_code == 409 and patched.json()["code"] == "external_password"
+    reset = client.post(f"/api/v1/users/{maria}/password-reset", headers=root)
+    assert reset.status_code == 409 and reset.json()["code"] == "external_password"
+    assert sign_in(client, "maria", NEW_PASSWORD).status_code == 401
+
+
+# --- texts ---------------------------------------------------------------------------------
+
+
+def test_every_error_the_sign_in_answers_has_a_text_in_both_languages() -> None:
+    from okno.operators import api as staff_api
+    from okno.operators import auth_api, directory, oidc, signin
+    from okno.security import ratelimit
+    from okno.web import i18n
+
+    modules = (signin, directory, oidc, auth_api, staff_api, password_policy, sessions, tokens)
+    codes = {ratelimit.RateLimited.code}
+    for module in modules:
+        source = Path(str(module.__file__)).read_text("utf-8")
+        codes |= set(re.findall(r'\bcode="([a-z_]+)"', source))
+    assert {"oidc_no_role", "directory_unavailable", "bad_credentials"} <= codes
+    assert sorted(c for c in codes if f"error.{c}" not in i18n.TEXTS) == []

@@ -4,7 +4,9 @@ still verifies; every run leaves a report and an audit entry."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,9 +28,19 @@ from okno.security import audit, retention, siem
 from okno.security.audit_models import AuditEntry
 from okno.settings import Settings
 from tests import services
-from tests.builders import Staff, bearer, customer_says, in_db, staff_token, widget_session
-from tests.channels.test_widget_api import PNG
+from tests.builders import (
+    Staff,
+    bearer,
+    cmid,
+    customer_says,
+    in_db,
+    staff_token,
+    widget_session,
+)
+from tests.channels.test_widget_api import PDF, PNG
 from tests.conftest import make_settings
+from tests.conversations.fake_clamd import MARKER, FakeClamd, free_port
+from tests.conversations.test_scanning import upload
 
 DAYS = 30
 
@@ -182,6 +194,80 @@ def test_a_file_is_deleted_from_disk_once_no_kept_dialog_uses_it(
     assert report["attachments"]["files_deleted"] == 1
     assert report["attachments"]["bytes_freed"] == len(PNG)
     assert _stored_files(settings) == []
+
+
+def test_quarantined_and_held_files_go_with_their_dialogs(
+    settings: Settings, staff: Staff, tmp_path: Path
+) -> None:
+    """Files the antivirus blocked (in quarantine/) or could not check yet (in
+    scan-pending/) are deleted with their expired dialogs and counted; a quarantined
+    staff upload that no dialog holds goes once older than the period."""
+    clamd = FakeClamd().start()
+    try:
+
+        def scanning(address: str) -> TestClient:
+            return TestClient(
+                create_app(
+                    settings.model_copy(
+                        update={"clamd_address": address, "clamd_timeout_seconds": 3}
+                    )
+                )
+            )
+
+        with scanning(f"127.0.0.1:{free_port()}") as down:  # clamd down: the file is held
+            token = widget_session(down)["session_token"]
+            held = upload(down, token, "паспорт.pdf", PDF)
+            assert held.json()["message"]["attachments"][0]["scan_status"] == "pending"
+        with scanning(clamd.address) as client:
+            token = widget_session(client)["session_token"]
+            blocked = upload(client, token, "фото.png", PNG + MARKER)
+            assert blocked.json()["message"]["attachments"][0]["scan_status"] == "blocked"
+            root = staff_token(client, "root")
+            refused_old = PNG + MARKER + b"old"
+            refused_new = PNG + MARKER + b"new"
+            conv = blocked.json()["message"]["conversation_id"]
+            for data in (refused_old, refused_new):
+                sent = client.post(
+                    f"/api/v1/conversations/{conv}/attachments",
+                    data={"client_msg_id": cmid(), "text": ""},
+                    files={"file": ("памятка.png", data, "image/png")},
+                    headers=bearer(root),
+                )
+                assert sent.json()["code"] == "attachment_infected"
+            # the first refused upload was quarantined longer ago than the period
+            long_ago = (utcnow() - timedelta(days=DAYS + 1)).timestamp()
+            digest = hashlib.sha256(refused_old).hexdigest()
+            old_file = settings.data_dir / "quarantine" / digest[:2] / digest[2:4] / digest
+            os.utime(old_file, (long_ago, long_ago))
+            for message in (held, blocked):
+                _age(settings, message.json()["message"]["conversation_id"], DAYS + 1)
+            assert len(_files(settings, "quarantine")) == 3
+            assert len(_files(settings, "scan-pending")) == 1
+
+            report = client.post(
+                "/api/v1/retention/runs", params={"dry_run": "false"}, headers=bearer(root)
+            ).json()["report"]["attachments"]
+            assert report["files_deleted"] == 3
+            assert report["quarantined_files_deleted"] == 2
+            assert report["held_files_deleted"] == 1
+            assert report["rows_marked"] == 2
+            assert _files(settings, "scan-pending") == []
+            assert _files(settings, "quarantine") == [refused_new]  # within the period
+            (entry,) = client.get(
+                "/api/v1/audit", params={"action": "retention.run"}, headers=bearer(root)
+            ).json()["entries"]
+            assert entry["details"]["quarantined_files_deleted"] == 2
+            assert entry["details"]["held_files_deleted"] == 1
+            # the held file's retry finds nothing to scan; the download says it was removed
+            url = held.json()["message"]["attachments"][0]["url"]
+            assert client.get(url, headers=bearer(root)).json()["code"] == "attachment_removed"
+    finally:
+        clamd.stop()
+
+
+def _files(settings: Settings, area: str) -> list[bytes]:
+    folder = settings.data_dir / area
+    return [p.read_bytes() for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
 def test_only_officers_and_admins_run_retention(client: TestClient) -> None:

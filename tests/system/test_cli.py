@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
+import httpx
 import pytest
 
 from okno.cli import main as okno_main
 from tests import services
-from tests.system.server import PASSWORD, okno_env, pg_url, run_cli
+from tests.system.conftest import Storage
+from tests.system.server import PASSWORD, OknoServer, okno_env, pg_url, run_cli
 
 Result = subprocess.CompletedProcess[str]
 
@@ -228,3 +230,100 @@ def test_database_errors_are_clean(env: dict[str, str], problem: str) -> None:
 def test_several_server_processes_need_redis(env: dict[str, str]) -> None:
     result = run_cli(["serve", "--workers", "2"], env, check=False)
     assert_clean_failure(result, "OKNO_REDIS_URL")
+
+
+def _sign_in(server: OknoServer, login: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/api/v1/auth/token", json={"login": login, "password": PASSWORD}
+    )
+
+
+def test_users_unlock_lets_a_locked_out_sole_admin_back_in(
+    storage: Storage, okno_server: Callable[..., OknoServer]
+) -> None:
+    # lockout without a period: only an admin unlocks, and the only admin is locked
+    server = okno_server(
+        storage, extra_env={"OKNO_LOCKOUT_ATTEMPTS": "2", "OKNO_LOCKOUT_MINUTES": "0"}
+    )
+    server.cli(["users", "create", "--login", "boss", "--password", PASSWORD, "--role", "admin"])
+    server.start()
+    for _ in range(2):
+        wrong = httpx.post(
+            f"{server.url}/api/v1/auth/token",
+            json={"login": "boss", "password": "not-the-password-1"},
+        )
+        assert wrong.status_code == 401
+    assert _sign_in(server, "boss").status_code == 401  # locked, the right password too
+
+    unlocked = server.cli(["users", "unlock", "boss"])
+    assert unlocked.stdout.startswith("unlocked boss"), unlocked.stdout
+    signed_in = _sign_in(server, "boss")
+    assert signed_in.status_code == 200, signed_in.text
+
+    token = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    entries = httpx.get(
+        f"{server.url}/api/v1/audit", params={"action": "auth.unlocked"}, headers=token
+    ).json()["entries"]
+    assert [(e["actor_login"], e["details"]) for e in entries] == [("system", {"by": "cli"})]
+    again = json.loads(server.cli(["users", "unlock", "boss", "--json"]).stdout)
+    assert again["login"] == "boss" and again["was_locked"] is False
+    missing = server.cli(["users", "unlock", "nobody"], check=False)
+    assert_clean_failure(missing, "nobody")
+
+
+def test_tokens_create_with_an_allow_list(
+    storage: Storage, okno_server: Callable[..., OknoServer]
+) -> None:
+    server = okno_server(storage)
+    created = server.cli(
+        [
+            "tokens",
+            "create",
+            "--name",
+            "CRM",
+            "--scope",
+            "users.read",
+            "--allow",
+            "127.0.0.1, 10.20.0.0/16",
+            "--allow",
+            "10.20.30.40",
+            "--json",
+        ]
+    )
+    crm = json.loads(created.stdout)
+    assert crm["ip_allowlist"] == ["127.0.0.1/32", "10.20.0.0/16", "10.20.30.40/32"]
+    elsewhere = json.loads(
+        server.cli(
+            [
+                "tokens",
+                "create",
+                "--name",
+                "Core",
+                "--scope",
+                "users.read",
+                "--allow",
+                "10.0.0.0/8",
+                "--json",
+            ]
+        ).stdout
+    )
+    bad = server.cli(
+        ["tokens", "create", "--name", "X", "--scope", "users.read", "--allow", "10.0.0.300"],
+        check=False,
+    )
+    assert_clean_failure(bad, "--allow", "10.0.0.300")
+    listed = json.loads(server.cli(["tokens", "list", "--json"]).stdout)["tokens"]
+    assert {t["name"]: t["ip_allowlist"] for t in listed} == {
+        "CRM": crm["ip_allowlist"],
+        "Core": ["10.0.0.0/8"],
+    }
+
+    server.start()  # the test calls from 127.0.0.1
+    ok = httpx.get(
+        f"{server.url}/api/v1/users", headers={"Authorization": f"Bearer {crm['token']}"}
+    )
+    assert ok.status_code == 200, ok.text
+    refused = httpx.get(
+        f"{server.url}/api/v1/users", headers={"Authorization": f"Bearer {elsewhere['token']}"}
+    )
+    assert refused.status_code == 403 and refused.json()["code"] == "ip_not_allowed"

@@ -119,10 +119,11 @@ async def send_attachment(
     client_msg_id: Annotated[str, Form(min_length=1, max_length=100)],
     text: Annotated[str, Form()] = "",
 ) -> JSONResponse:
-    """Send an image or a PDF (checked by content, size-limited, scanned by the antivirus
-    when one is configured), with optional text. An infected file is not accepted: the
-    message is stored with the file marked ``blocked`` and the customer is told; while
-    the antivirus is down the file is held (``pending``) until it is scanned."""
+    """Send a picture, a PDF, a voice message or a video (checked by content,
+    size-limited per type, scanned by the antivirus when one is configured), with optional
+    text. An infected file is not accepted: the message is stored with the file marked
+    ``blocked`` (the threat's name is for staff only) and the customer is told; while the
+    antivirus is down the file is held (``pending``) until it is scanned."""
     ws = await _session(request, state)
     caption = clean_text(text, max_chars=state.settings.max_text_chars, allow_empty=True)
     data = await file.read(state.settings.largest_attachment_bytes + 1)
@@ -186,7 +187,9 @@ async def history(
             limit=limit,
             include_internal=False,
         )
-        shaped = await messages_out(session, rows, url_prefix=ATTACHMENT_URL, masked=False)
+        shaped = await messages_out(
+            session, rows, url_prefix=ATTACHMENT_URL, masked=False, for_customer=True
+        )
     newest = (rows[-1].seq or 0) if len(rows) == limit else max(covered, after_seq)
     return MessagesOut(messages=shaped, last_seq=newest)
 

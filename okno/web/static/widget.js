@@ -51,7 +51,8 @@
   const WS_BASE = BASE.replace(/^http/i, "ws");
   const NS = "okno:" + KEY + ":";
   const HISTORY_PAGE = 200;
-  const ACCEPT = "image/png,image/jpeg,image/gif,image/webp,application/pdf";
+  // What okno accepts (it decides by content): pictures, PDF, voice messages, MP4 video.
+  const ACCEPT = "image/png,image/jpeg,image/gif,image/webp,application/pdf,.ogg,.oga,.opus,.mp3,.m4a,.mp4";
 
   function computeBase(script) {
     const explicit = script.getAttribute("data-api-base");
@@ -92,6 +93,7 @@
       download: "Скачать",
       fileBlocked: "Файл не принят: антивирус обнаружил угрозу",
       fileChecking: "Файл проверяется антивирусом…",
+      fileUnchecked: "Файл не удалось проверить, пришлите его, пожалуйста, ещё раз",
       unavailable: "Чат временно недоступен. Попробуйте позже.",
       sessionRetry: "Не удаётся подключиться к чату, повторяем попытку…",
       ratingFailed: "Не удалось отправить оценку",
@@ -123,12 +125,11 @@
       errors: {
         attachment_empty: () => "Файл пустой",
         attachment_too_large: (f) =>
-          f && f.max_bytes
-            ? "Файл больше " + Math.floor(f.max_bytes / 1048576) + " МБ"
-            : "Файл слишком большой",
+          f && f.max_bytes ? "Файл больше " + fmtLimit(f.max_bytes) : "Файл слишком большой",
         request_too_large: () => "Файл слишком большой",
         attachment_type_not_allowed: () =>
-          "Можно отправить только изображения (PNG, JPEG, GIF, WebP) и PDF",
+          "Такой тип файла не принимается. Можно отправить изображение (PNG, JPEG, GIF, WebP), " +
+          "PDF, голосовое сообщение (Ogg, MP3, M4A) или видео MP4",
         attachment_type_mismatch: () => "Содержимое файла не соответствует его расширению",
         empty_message: () => "Пустое сообщение",
         text_too_long: (f) =>
@@ -168,6 +169,7 @@
       download: "Download",
       fileBlocked: "File not accepted: the antivirus found a threat",
       fileChecking: "The file is being checked by the antivirus…",
+      fileUnchecked: "The file could not be checked, please send it again",
       unavailable: "Chat is temporarily unavailable. Please try later.",
       sessionRetry: "Cannot connect to the chat, retrying…",
       ratingFailed: "Could not send the rating",
@@ -318,6 +320,14 @@
     if (typeof n !== "number" || !isFinite(n)) return "";
     if (n < 1024 * 1024) return Math.max(1, Math.round(n / 1024)) + " " + T.kb;
     return (n / 1024 / 1024).toFixed(1).replace(/\.0$/, "") + " " + T.mb;
+  }
+
+  /** A size limit: never rounded up past what is allowed ("Файл больше 512 КБ", "… 1,5 МБ"). */
+  function fmtLimit(n) {
+    if (typeof n !== "number" || !isFinite(n) || n <= 0) return "";
+    if (n < 1024 * 1024) return Math.max(1, Math.floor(n / 1024)) + " " + T.kb;
+    const mb = Math.floor((n / 1024 / 1024) * 10) / 10;
+    return String(mb).replace(".", LANG === "ru" ? "," : ".") + " " + T.mb;
   }
 
   function safeColor(c) {
@@ -1700,15 +1710,15 @@
   }
 
   function renderAttachment(att, localFile) {
-    if (att.scan_status === "blocked" || att.scan_status === "pending") {
+    const note = { blocked: T.fileBlocked, failed: T.fileUnchecked, pending: T.fileChecking }[att.scan_status];
+    if (note) {
       // never offered for download: okno refuses it until (unless) the antivirus clears it
-      const blocked = att.scan_status === "blocked";
       return h(
         "div",
         { class: "att-file att-held", "data-okno": "attachment", "data-kind": att.scan_status },
         icon(ICONS.file),
         h("span", { class: "att-name", text: att.filename || "file" }),
-        h("span", { class: "att-note", text: blocked ? T.fileBlocked : T.fileChecking }),
+        h("span", { class: "att-note", text: note }),
       );
     }
     const isImage = /^image\//i.test(att.content_type || (localFile && localFile.type) || "");
@@ -1913,8 +1923,9 @@ button { font: inherit; cursor: pointer; }
 .att-broken { opacity: .6; }
 .att-held { flex-wrap: wrap; }
 .att-note { flex-basis: 100%; font-size: 12px; }
-.att-held[data-kind="blocked"] .att-note { color: #c0152f; }
-.msg[data-author="customer"] .att-held[data-kind="blocked"] .att-note { color: inherit; font-weight: 600; }
+.att-held[data-kind="blocked"] .att-note, .att-held[data-kind="failed"] .att-note { color: #c0152f; }
+.msg[data-author="customer"] .att-held[data-kind="blocked"] .att-note,
+.msg[data-author="customer"] .att-held[data-kind="failed"] .att-note { color: inherit; font-weight: 600; }
 .greeting { align-self: flex-start; max-width: 82%; }
 .greeting .body { background: #fff; }
 .greeting[hidden] { display: none; }

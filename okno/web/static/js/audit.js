@@ -11,7 +11,7 @@ const errorBox = $("audit-error");
 const ACTIONS = [
   "auth.", "auth.sign_in", "auth.locked", "user.", "user.role_changed", "team.",
   "customer.", "customer.viewed", "customer.history_viewed", "pii.unmasked", "export",
-  "report.viewed", "attachment.downloaded", "recording.downloaded", "channel.",
+  "report.viewed", "attachment.downloaded", "attachment.blocked", "recording.downloaded", "channel.",
   "channel.credentials_changed", "security.", "audit.searched", "retention.run",
 ];
 let cursor = null;

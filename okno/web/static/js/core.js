@@ -116,6 +116,9 @@ function csrfToken() {
   return m ? decodeURIComponent(m[1]) : "";
 }
 
+/** Stream error codes that mean this sign-in is over (expired, revoked, switched off). */
+const SESSION_OVER = ["unauthorized", "session_expired", "account_disabled", "token_expired", "token_invalid", "token_revoked"];
+
 export function toLogin(reason = "expired") {
   const next = location.pathname + location.search;
   location.assign(`/login?next=${encodeURIComponent(next)}&reason=${reason}`);
@@ -239,9 +242,10 @@ export class Stream {
         if (code === "events_pruned") {
           this.lastSeq = null;
           this.onReset?.();
-        } else if (["unauthorized", "session_expired", "account_disabled", "token_expired", "token_invalid"].includes(code)) {
+        } else if (SESSION_OVER.includes(code)) {
+          // reconnecting would only be refused again: sign in anew
           this.closed = true;
-          toLogin("expired");
+          toLogin(code === "token_revoked" ? "token_revoked" : "expired");
         }
         return;
       }

@@ -18,23 +18,27 @@ const markText = (status) => (status === "undelivered" ? `✕ ${t("msg.status.un
 // Takes colleagues' dialogs, closes or transfers what others serve (senior operators too).
 export const isSupervisor = () => can("conversations.reassign");
 
+// Files okno does not serve, and what the operator reads instead of a link.
+const SCAN_NOTES = { blocked: "attachment.blocked", failed: "attachment.failed", pending: "attachment.pending" };
+
 function attachmentNode(a) {
-  if (a.scan_status === "blocked" || a.scan_status === "pending") {
-    // no link: okno refuses the download (403 blocked, 409 until scanned)
-    const blocked = a.scan_status === "blocked";
+  if (SCAN_NOTES[a.scan_status]) {
+    // no link: okno refuses the download (403 blocked or never checked, 409 until scanned)
+    const held = a.scan_status === "pending";
     return h("span", {
-      class: `file ${blocked ? "blocked" : "held"}`,
+      class: `file ${held ? "held" : "blocked"}`,
       "data-okno": "attachment",
       "data-scan": a.scan_status,
       "data-attachment-id": a.id,
-      title: blocked && a.scan_signature ? a.scan_signature : null,
-    }, h("span", { class: "pill", text: blocked ? "⛔" : "…" }), a.filename, " — ",
-    h("span", { class: "scan-note", text: t(blocked ? "attachment.blocked" : "attachment.pending") }));
+      title: a.scan_status === "blocked" && a.scan_signature ? a.scan_signature : null,
+    }, h("span", { class: "pill", text: held ? "…" : "⛔" }), a.filename, " — ",
+    h("span", { class: "scan-note", text: t(SCAN_NOTES[a.scan_status]) }));
   }
   if (a.content_type.startsWith("image/")) {
     return h("a", { href: a.url, target: "_blank", rel: "noopener" }, h("img", { src: a.url, alt: a.filename }));
   }
-  return h("a", { class: "file", href: a.url, target: "_blank", rel: "noopener" }, h("span", { class: "pill", text: "PDF" }), a.filename);
+  const pill = a.content_type.startsWith("audio/") ? "♪" : a.content_type.startsWith("video/") ? "▶" : "PDF";
+  return h("a", { class: "file", href: a.url, target: "_blank", rel: "noopener" }, h("span", { class: "pill", text: pill }), a.filename);
 }
 
 /** What a bot step offered (its buttons) and what the customer shared (a location, a
@@ -126,6 +130,9 @@ export class DialogView {
       if (c.status === "closed") add(t("dialog.reopen"), "reopen", () => this.act("reopen"));
     }
     if (isSupervisor()) add(t("why.button"), "why-assigned", () => this.whyAssigned(), "btn btn-small");
+    if (can("exports.create")) {
+      actions.append(h("a", { class: "btn btn-small", "data-okno": "transcript", download: `dialog-${c.id}.txt`, href: `/api/v1/conversations/${c.id}/transcript`, text: t("dialog.transcript") }));
+    }
     if (this.onCloseTab) {
       actions.append(h("button", { class: "btn-icon", type: "button", title: t("common.close"), text: "✕", onclick: () => this.onCloseTab() }));
     }
@@ -269,7 +276,7 @@ export class DialogView {
       placeholder: observer ? t("composer.whisper_placeholder") : t("composer.placeholder"),
     });
     this.noteBox = h("input", { type: "checkbox", "data-okno": "note-toggle", checked: observer, disabled: observer });
-    this.fileInput = h("input", { type: "file", hidden: true, accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf", "data-okno": "file" });
+    this.fileInput = h("input", { type: "file", hidden: true, accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf,.ogg,.oga,.opus,.mp3,.m4a,.mp4", "data-okno": "file" });
     this.pop = h("ul", { class: "templates-pop", hidden: true, role: "listbox", "data-okno": "templates" });
     const sendBtn = h("button", { class: "btn btn-primary", type: "button", "data-okno": "send", text: observer ? t("sup.whisper") : t("composer.send"), onclick: () => this.send() });
     this.chips = h("div", { class: "suggestions", role: "group", "aria-label": t("suggest.label"), "data-okno": "suggestions", hidden: true });

@@ -11,9 +11,8 @@ const note = $("login-note");
 const otpRow = $("login-otp");
 const enrol = $("login-enrol");
 const change = $("login-change");
-const reason = new URLSearchParams(location.search).get("reason");
-if (reason === "expired") error.textContent = t("login.expired");
-if (reason === "signed_out") error.textContent = t("login.signed_out");
+// why the person is here (?reason=expired, signed_out, oidc_no_role, ...) is written into
+// the error line by the server, in the page's language
 let mode = "password"; // password | enrol | change
 
 function showError(data, status) {
