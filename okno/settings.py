@@ -356,7 +356,11 @@ class Settings(BaseSettings):
         default=4096, ge=1, description="Longest message text accepted, in characters."
     )
     max_attachment_mb: float = Field(
-        default=10, gt=0, description="Largest attachment accepted, in megabytes."
+        default=10,
+        gt=0,
+        description="Largest attachment accepted, in megabytes, for types without a larger "
+        "limit of their own in OKNO_ATTACHMENT_TYPE_LIMITS_MB (uploads are bounded by the "
+        "largest of all).",
     )
     attachment_type_limits_mb: dict[str, float] = Field(
         default={},

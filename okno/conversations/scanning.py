@@ -214,8 +214,9 @@ async def block_content(
     signature: str | None,
     except_ids: set[int] | None = None,
 ) -> list[Attachment]:
-    """Block every not-yet-blocked attachment with this content and, after commit, move
-    its files out of the store and the holding folder. Returns the rows it blocked."""
+    """Mark every not-yet-blocked attachment with this content blocked (the caller moved
+    its files into quarantine first, :func:`quarantine_now`). Returns the rows it blocked:
+    announce them with :func:`record_scanned` and audit them with :func:`audit_blocked`."""
     query = (
         select(Attachment)
         .where(Attachment.sha256 == sha256, Attachment.scan_status != SCAN_BLOCKED)
