@@ -6,10 +6,13 @@ these bounds such input would reach the database and come back as a 500.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from okno.errors import BadRequest
 
 MAX_ID = 2**31 - 1
 MAX_SEQ = 2**62
@@ -43,3 +46,20 @@ class Input(BaseModel):
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
         return _strip_nul(data)
+
+
+def parse_moment(value: str, *, name: str, end: bool) -> datetime:
+    """A date-time as given (UTC when it names no zone); a bare date is its whole day, so
+    ``until=2026-05-31`` includes the 31st."""
+    try:
+        if len(value) == 10:
+            start = datetime.combine(date.fromisoformat(value), time(0, 0), tzinfo=UTC)
+            return start + timedelta(days=1) if end else start
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(
+            f"{name} must be a date like 2026-05-31 or a date-time like 2026-05-31T09:00",
+            code="bad_period",
+            field=name,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

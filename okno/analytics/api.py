@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 import structlog
@@ -15,6 +15,7 @@ from okno.analytics.schemas import BoardOut, BotMetricsOut
 from okno.db.base import utcnow
 from okno.errors import BadRequest, Forbidden
 from okno.http import State, require, write
+from okno.inputs import parse_moment
 from okno.operators.models import User
 from okno.security import audit
 
@@ -39,23 +40,6 @@ async def board(user: ReportReader, state: State) -> BoardOut:
             raise
 
 
-def _moment(value: str, *, name: str, end: bool) -> datetime:
-    """A date-time as given (UTC when it names no zone); a bare date is its whole day, so
-    ``until=2026-05-31`` includes the 31st."""
-    try:
-        if len(value) == 10:
-            start = datetime.combine(date.fromisoformat(value), time(0, 0), tzinfo=UTC)
-            return start + timedelta(days=1) if end else start
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(
-            f"{name} must be a date like 2026-05-31 or a date-time like 2026-05-31T09:00",
-            code="bad_period",
-            field=name,
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @reports.get("/bot", response_model=BotMetricsOut)
 async def bot_metrics(
     user: ReportReader,
@@ -67,8 +51,8 @@ async def bot_metrics(
     """The bot's figures for ``[since, until)`` (dates are whole days, UTC; default: the
     last 7 days): dialogs it took, closed without a person and handed off by reason,
     answers, suggestion click-through, reply-suggestion acceptance, per channel."""
-    end = _moment(until, name="until", end=True) if until else utcnow()
-    start = _moment(since, name="since", end=False) if since else end - timedelta(DEFAULT_DAYS)
+    end = parse_moment(until, name="until", end=True) if until else utcnow()
+    start = parse_moment(since, name="since", end=False) if since else end - timedelta(DEFAULT_DAYS)
     if start >= end:
         raise BadRequest("since must be before until", code="bad_period", field="since")
     if end - start > timedelta(days=366):

@@ -3,7 +3,6 @@ run now). Every route needs a signed-in staff user holding the named permission.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -11,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.errors import BadRequest, NotFound
 from okno.http import State, require, write
-from okno.inputs import IdPath, OptionalSeqQuery
+from okno.inputs import IdPath, OptionalSeqQuery, parse_moment
 from okno.operators.models import User
 from okno.security import audit, retention
 from okno.security.audit_models import RetentionRun
@@ -29,23 +28,6 @@ _TEXT = r"^[^\x00]*$"
 AuditReader = Annotated[User, require("audit.read")]
 AuditVerifier = Annotated[User, require("audit.verify")]
 RetentionManager = Annotated[User, require("retention.manage")]
-
-
-def _moment(value: str, *, name: str, end: bool) -> datetime:
-    """A date (its whole day: ``to=2026-05-31`` includes the 31st) or a date-time (UTC
-    when it names no zone)."""
-    try:
-        if len(value) == 10:
-            start = datetime.combine(date.fromisoformat(value), time(0, 0), tzinfo=UTC)
-            return start + timedelta(days=1) if end else start
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(
-            f"{name} must be a date like 2026-05-31 or a date-time like 2026-05-31T09:00",
-            code="bad_period",
-            field=name,
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @router.get("/audit", response_model=AuditPageOut)
@@ -87,8 +69,8 @@ async def search_audit(
 ) -> AuditPageOut:
     """Search the audit log, newest first (permission ``audit.read``). Every search is
     itself recorded (``audit.searched``) with its filters."""
-    start = _moment(since, name="from", end=False) if since else None
-    end = _moment(until, name="to", end=True) if until else None
+    start = parse_moment(since, name="from", end=False) if since else None
+    end = parse_moment(until, name="to", end=True) if until else None
     if start and end and start >= end:
         raise BadRequest("from must be before to", code="bad_period", field="from")
 
