@@ -42,7 +42,11 @@ DATE = re.compile(
     r"\b\d{1,2}[./]\d{1,2}\b|\b\d{1,2}\s*(?:числа|января|февраля|марта|апреля|мая|июня|июля"
     r"|августа|сентября|октября|ноября|декабря)|вчера|позавчера|на прошлой неделе"
 )
-ME = frozenset({"я", "мне", "меня", "мой", "моя", "моё", "мое", "мои", "моего", "моей", "мною"})
+ME = frozenset({"я", "мне", "меня", "мною"})
+WAITING = re.compile(
+    r"до сих пор|\bжд[уеё]\w*|уже (?:\w+ )?(?:дн|недел|месяц|час)|(?:который|третий|второй) (?:день|раз)"
+)
+REFERENCE = re.compile(r"№|(?:номер|договор\w*|обращени\w*|заявк\w*|заявлени\w*)\s*(?:№\s*)?\d")
 YOU = frozenset({"вы", "вас", "вам", "ваш", "ваша", "ваши", "вашего", "вашей"})
 
 
@@ -66,11 +70,13 @@ def features(text: str, normalizer: Normalizer) -> list[str]:
             out.extend(f"c:{padded[i : i + n]}" for i in range(max(1, len(padded) - n + 1)))
     small = {lemma(w) for w in words} & STOP
     out.extend(f"s:{w}" for w in small)
-    me = bool(set(words) & ME)
+    me = bool(set(words) & ME) or any(lemma(w) == "мой" for w in words)
+    done = any(_done_to_me(w) for w in words)
+    folded = text.lower()
     you = bool(set(words) & YOU)
     imperative = any(_imperative(w) for w in words)
-    amount = bool(AMOUNT.search(text.lower()))
-    date = bool(DATE.search(text.lower()))
+    amount = bool(AMOUNT.search(folded))
+    date = bool(DATE.search(folded))
     question = "?" in text or bool(
         words and lemma(words[0]) in {"как", "где", "что", "можно", "почему", "какой", "сколько"}
     )
@@ -86,12 +92,55 @@ def features(text: str, normalizer: Normalizer) -> list[str]:
         "amount+imperative": amount and imperative,
         "me+amount": me and amount,
         "you+imperative": you and imperative,
+        "done": done,
+        "me+done": me and done,
+        "done+amount": done and amount,
+        "done+date": done and date,
+        "waiting": bool(WAITING.search(folded)),
+        "reference": bool(REFERENCE.search(folded)),
         "no_content": not content,
         "one_word": len(content) <= 1,
     }
     out.extend(f"q:{name}" for name, on in cues.items() if on)
     out.append(f"n:{min(len(content), 8)}")
     return out
+
+
+# What customers put around a question without changing it: a greeting, a word about
+# themselves, thanks. The base's questions are bare; without these the model would take a
+# polite, chatty question for chatter.
+OPENINGS = (
+    "Здравствуйте!",
+    "Добрый день.",
+    "Подскажите, пожалуйста,",
+    "У меня вопрос:",
+    "Давно пользуюсь вашим банком.",
+    "Извините за беспокойство,",
+    "Не могу разобраться сам.",
+    "Помогите, пожалуйста.",
+    "Пишу уже второй раз, не нашла ответа на сайте.",
+    "Доброе утро, я ваш клиент много лет.",
+)
+CLOSINGS = ("", "", "Спасибо!", "Заранее благодарю.", "Очень жду ответа.", "Это срочно.")
+
+
+def told(question: str, rng: random.Random) -> str:
+    """A base question the way a customer writes it in a chat."""
+    return " ".join(
+        p
+        for p in (rng.choice(OPENINGS), question[:1].lower() + question[1:], rng.choice(CLOSINGS))
+        if p
+    )
+
+
+@lru_cache(maxsize=100_000)
+def _done_to_me(word: str) -> bool:
+    """A verb in the past plural with no one named (отклонили, списали, потеряли): what
+    "they" did, the way a customer tells their own case."""
+    if len(word) < 4 or not ("а" <= word[0] <= "я"):
+        return False
+    tag = _morph().parse(word)[0].tag
+    return "VERB" in tag and "past" in tag and "plur" in tag
 
 
 @dataclass(frozen=True)
@@ -123,6 +172,10 @@ class DomainModel:
         rng = random.Random(seed)
         if len(positives) > MAX_POSITIVES:
             positives = rng.sample(list(positives), MAX_POSITIVES)
+        positives = [
+            *positives,
+            *(told(q, rng) for q in rng.sample(list(positives), len(positives) // 4)),
+        ]
         texts: list[str] = []
         labels: list[float] = []
         for label, group in ((1.0, positives), (0.0, negatives)):

@@ -20,15 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.bot.index import Entry, Hit, Retriever
 from okno.bot.models import Article, ArticleVersion, Flow
+from okno.bot.person import asks_for_person
 from okno.db.base import utcnow
 from okno.errors import BadRequest
 
 ARTICLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 FIELDS = ("title", "questions", "answer", "topic", "tags", "channels", "valid_from", "valid_to")
 # Asking for a person always reaches a person, however the rest of the message scores.
-HUMAN_LEMMAS = {"оператор"}
-
-
 # ------------------------------------------------------------------ import / export
 
 
@@ -351,10 +349,9 @@ def decide(
     answers: dict[str, Entry] | None = None,
 ) -> BotDecision:
     """Answer when confident, else hand off with the most likely topic (for routing)."""
-    lemmas = set(retriever.normalizer.lemmas(text))
     hits = retriever.search(text, limit=5, channel=channel, now=now)
     topic = hits[0].topic if hits else None
-    if lemmas & HUMAN_LEMMAS:
+    if asks_for_person(text, retriever.normalizer):
         return BotDecision("handoff", 0.0, None, None, topic, hits, "human_requested")
     if not hits:
         return BotDecision("handoff", 0.0, None, None, None, [], "empty")

@@ -130,6 +130,10 @@ class Normalizer:
         self.vocabulary = vocabulary
 
     def lemmas(self, text: str) -> list[str]:
+        return [w for w in self.sequence(text) if w not in STOP]
+
+    def sequence(self, text: str) -> list[str]:
+        """Every word's lemma in order, little words included (who asks whom for what)."""
         words = tokens(text)
         if self.vocabulary is not None:
             words = [self.vocabulary.mend(w) for w in words]
@@ -144,4 +148,4 @@ class Normalizer:
                 continue
             out.extend(self.synonyms.get(lemmas[i], [lemmas[i]]))
             i += 1
-        return [w for w in out if w not in STOP]
+        return out

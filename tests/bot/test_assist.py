@@ -66,6 +66,7 @@ articles:
 """
 COLLEAGUE = "Перезагрузите телефон и запросите код через минуту — обычно это помогает."
 
+
 def _token(client: TestClient, login: str) -> str:
     """One token per test client and login: sign-in is rate limited per login, and these
     tests are about suggestions, not signing in."""
@@ -73,7 +74,6 @@ def _token(client: TestClient, login: str) -> str:
     if login not in tokens:
         tokens[login] = staff_token(client, login)
     return tokens[login]
-
 
 
 @pytest.fixture

@@ -109,3 +109,21 @@ def test_asking_for_a_person_always_reaches_a_person() -> None:
         assert (d.decision, d.reason) == ("handoff", "human_requested"), text
     # the topic still goes along, so routing sends it to the right queue
     assert decide(r, "оператор, карту заблокировать", threshold=0.0, now=NOW).topic == "cards"
+
+
+def test_naming_a_person_is_not_asking_for_one() -> None:
+    """A question that mentions staff is still a question: the customer gets the answer."""
+    r = Retriever(BASE)
+    for text in (
+        "звонил сотрудник банка, сказал заблокировать карту, это правда?",
+        "можно показывать сотруднику код из смс",
+        "хотим переводить зарплату сотрудникам по номеру телефона",
+    ):
+        d = decide(r, text, threshold=0.0, now=NOW)
+        assert d.reason != "human_requested", text
+    for text in (
+        "хочу поговорить с вашим сотрудником",
+        "мне нужен специалист",
+        "менеджера позовите",
+    ):
+        assert decide(r, text, threshold=0.0, now=NOW).reason == "human_requested", text

@@ -1,0 +1,74 @@
+"""Does the customer ask for a person? A request always goes to one ("позовите оператора",
+"хочу поговорить с живым человеком"), whatever the bot thinks of the rest of the message.
+
+A mention is not a request: "звонил сотрудник банка, просил перевести деньги", "как быстро
+отвечает оператор" and "хотим платить зарплату сотрудникам" are questions for the base,
+and handing them off because they name a person costs the customer an answer they could
+have had at once. So the person word (``оператор`` after the thesaurus has mapped
+сотрудник, менеджер, живой человек… onto it) counts only when it is nearly the whole
+message, or when a word of asking for contact stands right beside it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from okno.bot.domain import _imperative
+from okno.bot.text import STOP, Normalizer, tokens
+
+PERSON = "оператор"
+# Verbs and nouns of getting in touch: they ask for a person a few words away
+# ("поговорить с вашим сотрудником", "связаться с живым оператором").
+CONTACT = frozenset(
+    """
+    позвать соединить переключить поговорить пообщаться общаться связаться связь вызвать
+    подключить пригласить обсудить консультация
+    """.split()
+)
+# Words of wanting that ask only when they stand next to it ("нужен специалист",
+# "хочу оператора", "можно человека", "дайте менеджера").
+WANT = frozenset("хотеть нужный нужно надо можно дать давать требоваться ждать".split())
+# Words that do not make a request into a question ("оператор срочно", "сотрудник банка").
+FILLER = frozenset("банк живой срочно нормальный настоящий какой-нибудь кто-нибудь".split())
+
+ADDRESS = re.compile(r"^\W*(\w+)\s*[,!:—-]")
+
+
+def asks_for_person(text: str, normalizer: Normalizer) -> bool:
+    sequence = normalizer.sequence(text)
+    where = [i for i, w in enumerate(sequence) if w == PERSON]
+    if not where:
+        return False
+    content = [w for w in sequence if w not in STOP and w not in FILLER and w != PERSON]
+    if len(content) <= 1:
+        return True
+    called = ADDRESS.match(text)  # "Оператор, карту заблокировать" — called by name
+    if called and normalizer.sequence(called.group(1)) == [PERSON]:
+        return True
+    words = tokens(text)
+    for i in where:
+        before = sequence[max(0, i - 3) : i]
+        after = sequence[i + 1 : i + 3]
+        if CONTACT & set(before) or CONTACT & set(after[:1]):
+            return True
+        if _wanted(sequence, i) or WANT & set(after[:1]):
+            return True
+        near = [*before[-2:], *after]
+        if any(_imperative(w) for w in words if _lemma_in(w, near, normalizer)):
+            return True
+    return False
+
+
+def _wanted(sequence: list[str], i: int) -> bool:
+    """The nearest word before it that means something is a word of wanting: "мне нужен
+    живой специалист" asks, "можно показывать сотруднику" does not."""
+    for word in reversed(sequence[:i]):
+        if word in WANT:
+            return True
+        if word not in STOP and word not in FILLER:
+            return False
+    return False
+
+
+def _lemma_in(word: str, lemmas: list[str], normalizer: Normalizer) -> bool:
+    return bool(set(normalizer.sequence(word)) & set(lemmas))
