@@ -2,7 +2,7 @@
 base, and time suggestions on a 10,000-article base.
 
     python3 bench/bot_eval.py                 # accuracy, hand-off precision/recall, sweep
-    python3 bench/bot_eval.py --set bench/bot_eval/blind.yaml   # another labelled set
+    python3 bench/bot_eval.py --set bench/bot_eval/blind2.yaml  # the held-out set
     python3 bench/bot_eval.py --latency       # also rebuild time and suggestion latency, 10,000 articles
     python3 bench/bot_eval.py --errors        # list what went wrong, for tuning
 

@@ -189,7 +189,7 @@ def build_history(pairs: Sequence[Pair], *, built_at: float) -> HistoryIndex:
         for a in grouped.values()
     ]
     return HistoryIndex(
-        retriever=Retriever(entries),
+        retriever=Retriever(entries, classify=False),
         origins={a.ref: frozenset(a.origins) for a in grouped.values()},
         built_at=built_at,
         answers={a.ref: a.text for a in grouped.values()},

@@ -26,6 +26,7 @@ from datetime import datetime
 import numpy as np
 
 from okno.bot.calibration import Calibrator, load_off_topic, misspell
+from okno.bot.classifier import ArticleClassifier
 from okno.bot.domain import DomainModel
 from okno.bot.text import Normalizer, Vocabulary, fold, load_synonyms, tokens
 
@@ -37,6 +38,7 @@ QUESTION_SHARE = 0.4  # best single question vs the article as a whole
 CALIBRATION_SAMPLE = 400  # held-out questions the confidence model learns from, at most
 # titles and questions below which a base is too small to say what its domain is
 DOMAIN_MIN_EXAMPLES = 30
+CLASSIFIER_SHARE = 0.5  # of the ranking of a whole question (okno.bot.classifier)
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,13 @@ class Retriever:
     calibrated confidence model trained on it (see ``okno.bot.calibration``) and the model
     of which messages are questions for it at all (``okno.bot.domain``)."""
 
-    def __init__(self, entries: Iterable[Entry], *, off_topic: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        entries: Iterable[Entry],
+        *,
+        off_topic: Sequence[str] | None = None,
+        classify: bool = True,
+    ) -> None:
         self.entries = list(entries)
         synonyms = load_synonyms()
         plain = Normalizer(synonyms)
@@ -238,6 +246,13 @@ class Retriever:
         self.calibrator: Calibrator | None = None
         if self.entries and questions:
             self.calibrator = self._calibrate(questions, lemma_docs, whole_lemmas, off_docs)
+        self.classifier: ArticleClassifier | None = None
+        if classify:
+            self.classifier = ArticleClassifier.fit(
+                [[t for t in (e.title, *e.questions) if t.strip()] for e in self.entries],
+                self.normalizer,
+                seed=len(self.entries),
+            )
         examples = [t for e in self.entries for t in (e.title, *e.questions) if t.strip()]
         self.domain: DomainModel | None = None
         if len(examples) >= DOMAIN_MIN_EXAMPLES and off_lines:
@@ -424,28 +439,39 @@ class Retriever:
         channel: str | None = None,
         now: datetime | None = None,
         partial: bool = False,
+        rerank: bool = False,
     ) -> list[Hit]:
         """Best articles first. ``partial``: the last word is still being typed, so it is
         compared by its letters only (a prefix has no dictionary form yet). A full search
-        also says how sure it is of the first hit (``Hit.confidence``)."""
+        also says how sure it is of the first hit (``Hit.confidence``). ``rerank``: order
+        by the retriever's score blended with the article classifier's probability (for a
+        whole question the bot answers; a hit's score is then the blend)."""
         if not self.entries:
             return []
         lemmas, chars = self._query(text, partial)
         if not lemmas and not chars:
             return []
         scores, doc_scores = self._scores(lemmas, chars)
-        order = np.argsort(-scores)
+        ranking = scores
+        if rerank and not partial and self.classifier is not None:
+            probabilities = self.classifier.probabilities(text, self.normalizer)
+            best = float(scores.max())
+            if probabilities is not None and best > 0.0:
+                ranking = CLASSIFIER_SHARE * probabilities + (1 - CLASSIFIER_SHARE) * (
+                    scores / best
+                )
+        order = np.argsort(-ranking)
         shown: list[int] = []
         want = max(limit, 2)
         for i in order:
-            if scores[i] <= 0.0:
+            if ranking[i] <= 0.0:
                 break
             if self.entries[int(i)].shown(channel, now):
                 shown.append(int(i))
                 if len(shown) >= want:
                     break
         hits = [
-            Hit(e.article_id, e.title, e.topic, round(float(scores[i]), 4))
+            Hit(e.article_id, e.title, e.topic, round(float(ranking[i]), 4))
             for i in shown[:limit]
             for e in (self.entries[i],)
         ]

@@ -349,7 +349,7 @@ def decide(
     answers: dict[str, Entry] | None = None,
 ) -> BotDecision:
     """Answer when confident, else hand off with the most likely topic (for routing)."""
-    hits = retriever.search(text, limit=5, channel=channel, now=now)
+    hits = retriever.search(text, limit=5, channel=channel, now=now, rerank=True)
     topic = hits[0].topic if hits else None
     if asks_for_person(text, retriever.normalizer):
         return BotDecision("handoff", 0.0, None, None, topic, hits, "human_requested")
