@@ -128,3 +128,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
+    # Under pytest-xdist (--dist loadgroup) the tests that use Redis run one after another on
+    # one worker: one of them kills every pub/sub connection of the server on purpose.
+    for item in items:
+        if item.get_closest_marker("redis") is not None:
+            item.add_marker(pytest.mark.xdist_group("redis"))

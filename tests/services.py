@@ -20,10 +20,30 @@ import pytest
 
 T = TypeVar("T")
 
-PG_URL = os.environ.get(
+# Under pytest-xdist each worker (gw0, gw1, …) gets a database and a Redis database of its
+# own, so parallel tests never truncate each other's tables: test_gw1, redis db 14, …
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_WORKER_NUMBER = int(WORKER[2:]) if WORKER.startswith("gw") and WORKER[2:].isdigit() else 0
+BASE_PG_URL = os.environ.get(
     "OKNO_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("OKNO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _for_worker_pg(url: str) -> str:
+    if not WORKER:
+        return url
+    parsed = urlparse(url)
+    return parsed._replace(path=f"{parsed.path.rstrip('/') or '/test'}_{WORKER}").geturl()
+
+
+def _for_worker_redis(url: str) -> str:
+    parsed = urlparse(url)
+    base = int(parsed.path.strip("/") or 0)
+    return parsed._replace(path=f"/{(base - _WORKER_NUMBER) % 16}").geturl()
+
+
+PG_URL = _for_worker_pg(BASE_PG_URL)
+REDIS_URL = _for_worker_redis(os.environ.get("OKNO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 CHROMIUM = os.environ.get("OKNO_TEST_CHROMIUM", "/usr/bin/chromium")
 DB_BACKEND = os.environ.get("OKNO_TEST_DB", "sqlite")
 REQUIRE_ALL = os.environ.get("OKNO_TEST_REQUIRE_ALL") == "1"
@@ -49,7 +69,26 @@ def _missing(reason: str) -> None:
 def require_postgres() -> str:
     if not _reachable(PG_URL, 5432):
         _missing(f"PostgreSQL is not reachable at {PG_URL}")
+    if PG_URL != BASE_PG_URL and not _created:
+        run_in_thread(_create_worker_database)
+        _created.append(PG_URL)
     return PG_URL
+
+
+_created: list[str] = []
+
+
+async def _create_worker_database() -> None:
+    """This worker's own database, made once through the configured one."""
+    import asyncpg
+
+    name = urlparse(PG_URL).path.strip("/")
+    conn = await asyncpg.connect(BASE_PG_URL.replace("+asyncpg", ""))
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
 
 
 def require_redis() -> str:
@@ -80,7 +119,9 @@ def require_dovecot() -> str:
 def require_slapd() -> tuple[str, str]:
     """Debian's OpenLDAP server and ``ldapadd``, which the directory sign-in tests start
     on loopback with a database in a temporary folder: (slapd, ldapadd)."""
-    slapd = shutil.which("slapd") or ("/usr/sbin/slapd" if os.path.exists("/usr/sbin/slapd") else "")
+    slapd = shutil.which("slapd") or (
+        "/usr/sbin/slapd" if os.path.exists("/usr/sbin/slapd") else ""
+    )
     ldapadd = shutil.which("ldapadd") or ""
     if not slapd or not ldapadd:
         _missing("OpenLDAP is not installed (apt-get install slapd ldap-utils)")

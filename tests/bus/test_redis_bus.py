@@ -16,6 +16,8 @@ from okno.settings import Settings
 from tests import services
 from tests.builders import staff_token
 
+pytestmark = pytest.mark.redis
+
 
 def event(seq: int) -> dict[str, Any]:
     return {"seq": seq, "type": "test.happened", "conversation_id": None, "payload": {}}
