@@ -457,9 +457,8 @@ class Retriever:
             probabilities = self.classifier.probabilities(text, self.normalizer)
             best = float(scores.max())
             if probabilities is not None and best > 0.0:
-                ranking = CLASSIFIER_SHARE * probabilities + (1 - CLASSIFIER_SHARE) * (
-                    scores / best
-                )
+                # on the retriever's scale (the best score), so floors keep their meaning
+                ranking = CLASSIFIER_SHARE * best * probabilities + (1 - CLASSIFIER_SHARE) * scores
         order = np.argsort(-ranking)
         shown: list[int] = []
         want = max(limit, 2)
