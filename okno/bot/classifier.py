@@ -25,7 +25,7 @@ import numpy as np
 from scipy import sparse
 
 from okno.bot.calibration import misspell
-from okno.bot.domain import features
+from okno.bot.domain import content_features
 from okno.bot.text import Normalizer
 
 ITERATIONS = 40
@@ -41,7 +41,7 @@ MIN_ARTICLES = 3
 def _content_features(text: str, normalizer: Normalizer) -> set[str]:
     """The words, word pairs and word parts (not the cues of a personal case, which say
     nothing about which article)."""
-    return {f for f in features(text, normalizer) if f[:2] in ("w:", "b:", "c:")}
+    return set(content_features(text, normalizer))
 
 
 @dataclass(frozen=True)

@@ -58,9 +58,8 @@ def _imperative(word: str) -> bool:
     return any("impr" in p.tag for p in _morph().parse(word)[:1])
 
 
-def features(text: str, normalizer: Normalizer) -> list[str]:
-    """What the model sees of a message (names of the features that are on)."""
-    words = tokens(text)
+def content_features(text: str, normalizer: Normalizer) -> list[str]:
+    """The message's meaningful words, their pairs and their parts (3–5 letters)."""
     content = normalizer.lemmas(text)
     out = [f"w:{w}" for w in content]
     out.extend(f"b:{a}_{b}" for a, b in itertools.pairwise(content))
@@ -68,6 +67,15 @@ def features(text: str, normalizer: Normalizer) -> list[str]:
         padded = f" {word} "
         for n in CHAR_SIZES:
             out.extend(f"c:{padded[i : i + n]}" for i in range(max(1, len(padded) - n + 1)))
+    return out
+
+
+def features(text: str, normalizer: Normalizer) -> list[str]:
+    """What the model sees of a message (names of the features that are on): its content
+    and the cues of a personal case."""
+    words = tokens(text)
+    content = normalizer.lemmas(text)
+    out = content_features(text, normalizer)
     small = {lemma(w) for w in words} & STOP
     out.extend(f"s:{w}" for w in small)
     me = bool(set(words) & ME) or any(lemma(w) == "мой" for w in words)

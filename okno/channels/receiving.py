@@ -10,6 +10,7 @@ makes that second delivery a no-op.
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,8 @@ from okno.settings import Settings
 
 log = structlog.get_logger("okno.channels")
 MAX_TEXT = 10_000
-_noted: dict[int, float] = {}
+# per database (one process may serve several, as the tests do): channel id -> when noted
+_noted: weakref.WeakKeyDictionary[Database, dict[int, float]] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -176,9 +178,7 @@ async def _fetch_files(
                 # scanned like a widget upload: an infected file is kept in quarantine and
                 # marked blocked on the stored message, a file clamd could not look at is held
                 files.append(
-                    await scanning.accept_customer_file(
-                        data, remote.filename, settings=settings
-                    )
+                    await scanning.accept_customer_file(data, remote.filename, settings=settings)
                 )
             except OknoError as exc:
                 failed.append({"filename": remote.filename, "reason": exc.code})
@@ -202,9 +202,10 @@ async def note_rejected(db: Database, channel_id: int, reason: str) -> None:
     """Keep a refused webhook among the channel's recent errors, at most one per channel
     every ten seconds (a flood of forged calls must not become a flood of writes)."""
     now = time.monotonic()
-    if now - _noted.get(channel_id, -1e9) < 10:
+    noted = _noted.setdefault(db, {})
+    if now - noted.get(channel_id, -1e9) < 10:
         return
-    _noted[channel_id] = now
+    noted[channel_id] = now
     try:
         async with db.transaction() as session:
             await outbound.note_error(session, channel_id, "webhook", reason)

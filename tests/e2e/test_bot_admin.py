@@ -58,8 +58,8 @@ def floor(prepared_data: b.Prepare) -> Iterator[srv.OknoServer]:
         )
         assert imported.status_code == 200, imported.text
         for question in UNANSWERED + ANSWERED:
-            asked = httpx.post(
-                f"{server.url}/api/v1/bot/ask", json={"text": question}, headers=root
+            asked = httpx.post(  # the first one waits for the index of the imported base
+                f"{server.url}/api/v1/bot/ask", json={"text": question}, headers=root, timeout=60
             )
             assert asked.status_code == 200, asked.text
         yield server
