@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import structlog
 
+from okno import backend
 from okno.settings import Settings
 
 log = structlog.get_logger("okno.bot")
@@ -74,10 +75,6 @@ async def call(
     than by a bot that keeps trying."""
     if not settings.bot_actions_url:
         raise ActionFailed("OKNO_BOT_ACTIONS_URL is not set")
-    url = settings.bot_actions_url.rstrip("/") + "/" + action
-    headers = {"Idempotency-Key": idempotency_key, "User-Agent": "okno-bot"}
-    if settings.bot_actions_token:
-        headers["Authorization"] = f"Bearer {settings.bot_actions_token}"
     body = {
         "action": action,
         "customer_id": customer_id,
@@ -85,22 +82,16 @@ async def call(
         "params": params,
     }
     try:
-        async with httpx.AsyncClient(
-            timeout=settings.bot_actions_timeout_seconds, transport=transport
-        ) as client:
-            response = await client.post(url, json=body, headers=headers)
-    except httpx.TimeoutException:
-        raise ActionFailed("timeout") from None
-    except httpx.HTTPError as exc:
-        raise ActionFailed(f"connection failed: {type(exc).__name__}") from None
-    if not 200 <= response.status_code < 300:
-        raise ActionFailed(f"status {response.status_code}")
-    if len(response.content) > MAX_RESPONSE_BYTES:
-        raise ActionFailed("answer too large")
-    try:
-        data = response.json()
-    except ValueError:
-        raise ActionFailed("answer is not JSON") from None
-    if not isinstance(data, dict):
-        raise ActionFailed("answer is not a JSON object")
-    return data
+        response = await backend.post(
+            settings.bot_actions_url.rstrip("/") + "/" + action,
+            body,
+            token=settings.bot_actions_token,
+            timeout_seconds=settings.bot_actions_timeout_seconds,
+            idempotency_key=idempotency_key,
+            user_agent="okno-bot",
+            max_bytes=MAX_RESPONSE_BYTES,
+            transport=transport,
+        )
+        return backend.json_object(response)
+    except backend.BackendFailed as exc:
+        raise ActionFailed(exc.reason) from None

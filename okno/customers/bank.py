@@ -1,5 +1,5 @@
-"""Calls to the bank's customer-verification service (the same shape as the self-service
-calls in okno.bot.actions).
+"""Calls to the bank's customer-verification service (through okno.backend, as the
+self-service calls in okno.bot.actions).
 
 The wire contract, documented for the bank's integration team in docs/security.md:
 
@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from okno import backend
 from okno.settings import Settings
 
 MAX_RESPONSE_BYTES = 16 * 1024
@@ -49,24 +50,19 @@ async def _post(
 ) -> httpx.Response:
     if not settings.verification_url:
         raise BankUnavailable("OKNO_VERIFICATION_URL is not set")
-    url = settings.verification_url.rstrip("/") + path
-    headers = {"Idempotency-Key": idempotency_key, "User-Agent": "okno-verification"}
-    if settings.verification_token:
-        headers["Authorization"] = f"Bearer {settings.verification_token}"
     try:
-        async with httpx.AsyncClient(
-            timeout=settings.verification_timeout_seconds, transport=transport
-        ) as client:
-            response = await client.post(url, json=body, headers=headers)
-    except httpx.TimeoutException:
-        raise BankUnavailable("timeout") from None
-    except httpx.HTTPError as exc:
-        raise BankUnavailable(f"connection failed: {type(exc).__name__}") from None
-    if not 200 <= response.status_code < 300:
-        raise BankUnavailable(f"status {response.status_code}")
-    if len(response.content) > MAX_RESPONSE_BYTES:
-        raise BankUnavailable("answer too large")
-    return response
+        return await backend.post(
+            settings.verification_url.rstrip("/") + path,
+            body,
+            token=settings.verification_token,
+            timeout_seconds=settings.verification_timeout_seconds,
+            idempotency_key=idempotency_key,
+            user_agent="okno-verification",
+            max_bytes=MAX_RESPONSE_BYTES,
+            transport=transport,
+        )
+    except backend.BackendFailed as exc:
+        raise BankUnavailable(exc.reason) from None
 
 
 async def send_code(
@@ -117,9 +113,9 @@ async def check(
         transport=transport,
     )
     try:
-        data = response.json()
-    except ValueError:
-        raise BankUnavailable("answer is not JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("verified"), bool):
+        data = backend.json_object(response)
+    except backend.BackendFailed as exc:
+        raise BankUnavailable(exc.reason) from None
+    if not isinstance(data.get("verified"), bool):
         raise BankUnavailable("answer has no boolean 'verified'")
     return bool(data["verified"])
