@@ -5,7 +5,9 @@ the platform (a fake Bot API on loopback), registering the webhook, the recent e
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +17,8 @@ from okno.app import create_app
 from okno.channels import kinds
 from okno.channels.models import Channel
 from okno.settings import Settings
-from tests.builders import Staff, bearer, in_db, staff_token
+from tests import services
+from tests.builders import Staff, bearer, in_db, seed_staff, staff_token
 from tests.channels.fakes.telegram import BOT, TOKEN, FakeTelegram, message_update
 from tests.conftest import make_settings
 
@@ -297,3 +300,27 @@ def test_a_forged_webhook_shows_in_the_errors_list(
     assert forged.status_code == 403
     (error,) = client.get(f"/api/v1/channels/{created['id']}/errors", headers=root).json()["errors"]
     assert error["kind"] == "webhook" and "guess" not in error["message"]
+
+
+def test_two_installations_in_one_process_each_keep_their_refused_webhooks(
+    sqlite_template: Path, tmp_path: Path, fake: FakeTelegram
+) -> None:
+    """The flood guard (one note per channel every ten seconds) is per database: channel 1
+    of one installation refusing a call must not hide channel 1 of another."""
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy(sqlite_template, folder / "okno.db")
+        settings = make_settings(folder)
+        services.run_in_thread(lambda s=settings: seed_staff(s))
+        with TestClient(create_app(settings)) as app:
+            created = add_telegram(app, fake)
+            refused = app.post(
+                created["webhook_path"],
+                json=message_update("Переведите деньги"),
+                headers={"X-Telegram-Bot-Api-Secret-Token": "guess"},
+            )
+            assert refused.status_code == 403
+            root = bearer(staff_token(app, "root"))
+            errors = app.get(f"/api/v1/channels/{created['id']}/errors", headers=root).json()
+            assert [e["kind"] for e in errors["errors"]] == ["webhook"], name
