@@ -68,7 +68,7 @@ class BotDialogs(BaseModel):
     with_bot_now: int = Field(description="Still with the bot (not closed, not handed off).")
     handed_off: int = Field(description="Reached a person.")
     handoff_reasons: dict[str, int] = Field(
-        description="Handed-off dialogs by why: unsure, empty, human_requested, repeated, "
+        description="Handed-off dialogs by why: unsure, empty, human_requested, own_case, repeated, "
         "attachment (the bot's last decision), button (the customer pressed 'talk to a "
         "person' after an answer, or staff took the dialog over)."
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from okno.bot.domain import _imperative
-from okno.bot.text import STOP, Normalizer, tokens
+from okno.bot.text import STOP, Normalizer, lemma, tokens
 
 PERSON = "оператор"
 # Verbs and nouns of getting in touch: they ask for a person a few words away
@@ -27,7 +27,13 @@ CONTACT = frozenset(
 )
 # Words of wanting that ask only when they stand next to it ("нужен специалист",
 # "хочу оператора", "можно человека", "дайте менеджера").
-WANT = frozenset("хотеть нужный нужно надо можно дать давать требоваться ждать".split())
+WANT = frozenset("хотеть нужный нужно надо можно дать давать требоваться ждать пусть".split())
+# Words of answering between the wanting and the person ("жду ответа сотрудника", "пусть
+# ответит оператор"); on their own they describe ("как быстро отвечает оператор").
+REPLY = frozenset("ответ ответить отвечать подключиться".split())
+# "Человек" alone is anyone ("перевод другому человеку"); it means a person of the bank
+# only in a message that says nothing else ("человек ответит?", "есть тут человек?").
+HUMAN = "человек"
 # Words that do not make a request into a question ("оператор срочно", "сотрудник банка").
 FILLER = frozenset("банк живой срочно нормальный настоящий какой-нибудь кто-нибудь".split())
 
@@ -38,7 +44,8 @@ def asks_for_person(text: str, normalizer: Normalizer) -> bool:
     sequence = normalizer.sequence(text)
     where = [i for i, w in enumerate(sequence) if w == PERSON]
     if not where:
-        return False
+        rest = [w for w in sequence if w not in STOP and w not in FILLER and w != HUMAN]
+        return HUMAN in sequence and all(w in REPLY or w in WANT or w in CONTACT for w in rest)
     content = [w for w in sequence if w not in STOP and w not in FILLER and w != PERSON]
     if len(content) <= 1:
         return True
@@ -61,14 +68,34 @@ def asks_for_person(text: str, normalizer: Normalizer) -> bool:
 
 def _wanted(sequence: list[str], i: int) -> bool:
     """The nearest word before it that means something is a word of wanting: "мне нужен
-    живой специалист" asks, "можно показывать сотруднику" does not."""
+    живой специалист" and "жду ответа сотрудника" ask, "можно показывать сотруднику" does
+    not."""
     for word in reversed(sequence[:i]):
         if word in WANT:
             return True
-        if word not in STOP and word not in FILLER:
+        if word not in STOP and word not in FILLER and word not in REPLY:
             return False
     return False
 
 
 def _lemma_in(word: str, lemmas: list[str], normalizer: Normalizer) -> bool:
     return bool(set(normalizer.sequence(word)) & set(lemmas))
+
+
+# A greeting and nothing else ("вечерочка доброго, банк"): read by the dictionary alone, not
+# mended against the base, which would make "приветик" into "привезти".
+GREETINGS = frozenset(
+    """
+    добрый доброе день денек денечек вечер вечерок вечерочек утро утречко ночь сутки время
+    здравствовать здравствуйте здравствуй здаров здорово привет приветик приветствовать
+    салют хай хаюшка хеллоу hello hi алло ау эй
+    """.split()
+)
+# Whom a greeting is addressed to.
+ADDRESSEES = frozenset("банк бот робот чат поддержка".split())
+
+
+def only_greets(text: str) -> bool:
+    words = [lemma(w) for w in tokens(text)]
+    said = [w for w in words if w not in STOP and w not in ADDRESSEES]
+    return bool(set(words) & GREETINGS) and all(w in GREETINGS for w in said)

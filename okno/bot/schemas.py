@@ -26,7 +26,7 @@ class AskResponse(BaseModel):
     suggestions: list[Suggestion]
     topic: str | None = Field(description="The likely topic: where routing sends a hand-off.")
     answer: str | None = Field(default=None, description="The article's answer when answering.")
-    reason: str = Field(description="confident, unsure, human_requested or empty")
+    reason: str = Field(description="confident, unsure, human_requested, own_case or empty")
 
 
 class SuggestResponse(BaseModel):

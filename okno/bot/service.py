@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.bot.index import Entry, Hit, Retriever
 from okno.bot.models import Article, ArticleVersion, Flow
-from okno.bot.person import asks_for_person
+from okno.bot.own_case import tells_own_case
+from okno.bot.person import asks_for_person, only_greets
 from okno.db.base import utcnow
 from okno.errors import BadRequest
 
@@ -315,7 +316,7 @@ class BotDecision:
     answer: str | None
     topic: str | None
     suggestions: list[Hit]
-    reason: str  # confident, unsure, human_requested, empty
+    reason: str  # confident, unsure, human_requested, own_case, empty
 
 
 def confidence(hits: list[Hit]) -> float:
@@ -353,8 +354,10 @@ def decide(
     topic = hits[0].topic if hits else None
     if asks_for_person(text, retriever.normalizer):
         return BotDecision("handoff", 0.0, None, None, topic, hits, "human_requested")
-    if not hits:
-        return BotDecision("handoff", 0.0, None, None, None, [], "empty")
+    if tells_own_case(text):
+        return BotDecision("handoff", 0.0, None, None, topic, hits, "own_case")
+    if not hits or only_greets(text):
+        return BotDecision("handoff", 0.0, None, None, topic, hits, "empty")
     conf = confidence(hits)
     if conf >= threshold:
         entry = (answers or {}).get(hits[0].article_id)

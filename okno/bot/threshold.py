@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okno.bot.models import BotTurn
 from okno.db.base import utcnow
 
-NOT_DECIDED_BY_THRESHOLD = ("picked", "human_requested", "attachment")
+NOT_DECIDED_BY_THRESHOLD = ("picked", "human_requested", "own_case", "attachment")
 GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 … 0.95
 
 

@@ -348,6 +348,10 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "bot.reason.unsure": ("бот не уверен в ответе", "the bot was unsure"),
     "bot.reason.empty": ("в базе ничего похожего", "nothing similar in the base"),
     "bot.reason.human_requested": ("клиент попросил оператора", "the customer asked for a person"),
+    "bot.reason.own_case": (
+        "клиент просит разобраться в его случае",
+        "the customer asks the bank to act on their own case",
+    ),
     "bot.reason.repeated": (
         "ответы бота не помогли",
         "the bot's answers did not settle it",

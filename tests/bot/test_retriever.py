@@ -104,6 +104,9 @@ def test_asking_for_a_person_always_reaches_a_person() -> None:
         "позовите оператора",
         "нужен живой человек, карту заблокировать",
         "соедините с сотрудником",
+        "пожалуйста, пусть ответит оператор",
+        "жду ответа сотрудника",
+        "человек ответит?",
     ):
         d = decide(r, text, threshold=0.0, now=NOW)
         assert (d.decision, d.reason) == ("handoff", "human_requested"), text
@@ -118,6 +121,8 @@ def test_naming_a_person_is_not_asking_for_one() -> None:
         "звонил сотрудник банка, сказал заблокировать карту, это правда?",
         "можно показывать сотруднику код из смс",
         "хотим переводить зарплату сотрудникам по номеру телефона",
+        "как быстро отвечает оператор",
+        "можно перевести деньги другому человеку по номеру телефона",
     ):
         d = decide(r, text, threshold=0.0, now=NOW)
         assert d.reason != "human_requested", text
@@ -127,3 +132,13 @@ def test_naming_a_person_is_not_asking_for_one() -> None:
         "менеджера позовите",
     ):
         assert decide(r, text, threshold=0.0, now=NOW).reason == "human_requested", text
+
+
+def test_a_bare_greeting_is_not_answered_with_an_article() -> None:
+    """ "Добрый вечер, банк" names the bank but asks nothing: a person greets back."""
+    r = Retriever(BASE)
+    for text in ("добрый вечер, банк", "вечерочка доброго", "приветик", "здрасьте, бот"):
+        d = decide(r, text, threshold=0.0, now=NOW)
+        assert (d.decision, d.reason) == ("handoff", "empty"), text
+    d = decide(r, "добрый вечер, как заблокировать карту", threshold=0.0, now=NOW)
+    assert (d.decision, d.article_id) == ("answer", "card-block")

@@ -23,6 +23,7 @@ const FIELD_LABELS = () => ({
 });
 const REASONS = () => ({
   unsure: t("bot.reason.unsure"), empty: t("bot.reason.empty"), human_requested: t("bot.reason.human_requested"),
+  own_case: t("bot.reason.own_case"),
   repeated: t("bot.reason.repeated"), attachment: t("bot.reason.attachment"), button: t("bot.reason.button"),
   picked: t("bot.reason.picked"), unknown: t("bot.reason.unknown"),
 });
