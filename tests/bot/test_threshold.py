@@ -31,6 +31,7 @@ def turns(settings: Settings, staff: Staff) -> None:
         for reason, decision in [
             ("picked", "answer"),
             ("human_requested", "handoff"),
+            ("own_case", "handoff"),
             ("attachment", "handoff"),
         ]:
             session.add(
