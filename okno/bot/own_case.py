@@ -11,6 +11,8 @@ Three signs, each one a customer rarely writes when asking how something works:
   followed by one of those verbs. Asking for information (подскажите, объясните, помогите)
   is not a demand, and neither are the actions a customer asks how to do themselves
   (заблокируйте, переведите, откройте): the base explains those;
+- "when will you…" with one of those verbs ("когда уже снимете ограничения", "когда вернёте");
+- a claim already filed ("заявление подала неделю назад"): the customer follows up on it;
 - a reference to one file: an application, contract, claim or operation number;
 - a card named by its last four digits ("по карте на 4417", "*4417").
 
@@ -29,7 +31,7 @@ DEMANDS = frozenset(
     """
     вернуть возвратить проверить посмотреть разобраться пересчитать убрать оспорить
     компенсировать возместить начислить зачислить наказать исправить аннулировать снять
-    отменить
+    отменить списать
     """.split()
 )
 # First-person words of demanding: "прошу вернуть", "требую пересчитать".
@@ -37,8 +39,14 @@ ASKS = frozenset({"просить", "требовать"})
 
 REFERENCE = re.compile(
     r"№\s*\d|(?:номер\w*|договор\w*|обращени\w*|заявк\w*|заявлени\w*|операци\w*|претензи\w*)"
-    r"\s*(?:№\s*)?\d{4,}"
+    r"\s*(?:№\s*)?\d[\d/-]{3,}"
 )
+# A claim the customer has already filed, in either order: "заявление писал", "подала
+# претензию".
+CLAIM = r"(?:заявлени|претензи|обращени|жалоб)\w*"
+FILED = r"(?:подал|написал|писал|оставил|отправил|оформил|отнес|отнёс)\w*"
+FILED_CLAIM = re.compile(rf"{CLAIM}(?:\s+\w+){{0,2}}\s+{FILED}|{FILED}(?:\s+\w+){{0,2}}\s+{CLAIM}")
+WHEN = frozenset({"когда"})
 # A card by its last digits; "на 5000 рублей" is an amount, not a card.
 CARD = re.compile(
     r"\*\s?\d{4}\b|(?:оканчива|заканчива|окончани)\w*\s+(?:на\s+)?\d{4}\b"
@@ -49,11 +57,13 @@ CARD = re.compile(
 def tells_own_case(text: str) -> bool:
     words = tokens(text)
     folded = fold(text)
-    if REFERENCE.search(folded) or CARD.search(folded):
+    if REFERENCE.search(folded) or CARD.search(folded) or FILED_CLAIM.search(folded):
         return True
     for i, word in enumerate(words):
         base = lemma(word)
         if base in DEMANDS and _imperative(word):
+            return True
+        if base in DEMANDS and _you_will(word) and WHEN & set(words[max(0, i - 3) : i]):
             return True
         if base in ASKS and _first_person(word):
             if any(lemma(w) in DEMANDS for w in words[i + 1 : i + 3]):
@@ -69,3 +79,7 @@ def _imperative(word: str) -> bool:
 
 def _first_person(word: str) -> bool:
     return any("1per" in p.tag and "sing" in p.tag for p in _morph().parse(word)[:1])
+
+
+def _you_will(word: str) -> bool:
+    return any("2per" in p.tag and "plur" in p.tag for p in _morph().parse(word)[:1])

@@ -37,12 +37,17 @@ HUMAN = "человек"
 # Words that do not make a request into a question ("оператор срочно", "сотрудник банка").
 FILLER = frozenset("банк живой срочно нормальный настоящий какой-нибудь кто-нибудь".split())
 
+SOMEONE = frozenset({"кто"})  # "с кем-нибудь" reads as "с", "кто", "нибудь"
+QUESTION = frozenset({"как", "сколько", "когда", "долго", "почему", "зачем"})
+
 ADDRESS = re.compile(r"^\W*(\w+)\s*[,!:—-]")
 
 
 def asks_for_person(text: str, normalizer: Normalizer) -> bool:
     sequence = normalizer.sequence(text)
     where = [i for i, w in enumerate(sequence) if w == PERSON]
+    if _someone_to_talk_to(sequence):
+        return True
     if not where:
         rest = [w for w in sequence if w not in STOP and w not in FILLER and w != HUMAN]
         return HUMAN in sequence and all(w in REPLY or w in WANT or w in CONTACT for w in rest)
@@ -66,13 +71,22 @@ def asks_for_person(text: str, normalizer: Normalizer) -> bool:
     return False
 
 
+def _someone_to_talk_to(sequence: list[str]) -> bool:
+    """ "Хочу поговорить с кем-нибудь из банка", "соедините с кем-то": a word of getting
+    in touch with an unnamed someone."""
+    return any(
+        w in CONTACT and SOMEONE & set(sequence[i + 1 : i + 3]) for i, w in enumerate(sequence)
+    )
+
+
 def _wanted(sequence: list[str], i: int) -> bool:
     """The nearest word before it that means something is a word of wanting: "мне нужен
     живой специалист" and "жду ответа сотрудника" ask, "можно показывать сотруднику" does
     not."""
-    for word in reversed(sequence[:i]):
-        if word in WANT:
-            return True
+    for j in range(i - 1, -1, -1):
+        word = sequence[j]
+        if word in WANT:  # "сколько ждать ответа оператора" asks how long, not for one
+            return not QUESTION & set(sequence[max(0, j - 3) : j])
         if word not in STOP and word not in FILLER and word not in REPLY:
             return False
     return False

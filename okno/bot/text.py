@@ -128,12 +128,18 @@ class Normalizer:
     def __init__(self, synonyms: dict[str, list[str]], vocabulary: Vocabulary | None = None):
         self.synonyms = synonyms
         self.vocabulary = vocabulary
+        # Building an index reads every question three or four times (retriever, confidence,
+        # in-domain model, classifier); remembering the answer halves the build.
+        self._read = lru_cache(maxsize=50_000)(self._sequence)
 
     def lemmas(self, text: str) -> list[str]:
         return [w for w in self.sequence(text) if w not in STOP]
 
     def sequence(self, text: str) -> list[str]:
         """Every word's lemma in order, little words included (who asks whom for what)."""
+        return list(self._read(text))
+
+    def _sequence(self, text: str) -> tuple[str, ...]:
         words = tokens(text)
         if self.vocabulary is not None:
             words = [self.vocabulary.mend(w) for w in words]
@@ -148,4 +154,4 @@ class Normalizer:
                 continue
             out.extend(self.synonyms.get(lemmas[i], [lemmas[i]]))
             i += 1
-        return out
+        return tuple(out)

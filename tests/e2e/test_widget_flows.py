@@ -12,6 +12,7 @@ bank's gateway; an anonymous visitor is handed to a person instead. Screenshots 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -178,6 +179,16 @@ articles:
             headers={**token(bank, "root"), "Content-Type": "application/yaml"},
         )
         assert imported.status_code == 200, imported.text
+        # the old index answers until the new one is built (in the background)
+        for _ in range(120):
+            asked = await http.post(
+                "/api/v1/bot/ask",
+                json={"text": "где посмотреть тарифы по картам на сайте"},
+                headers=token(bank, "root"),
+            )
+            if asked.json().get("article_id") == "tariffs-link":
+                break
+            await asyncio.sleep(0.5)
     page = await b.customer_page(chromium, bank.url, WIDGET_KEY)
     await page.locator("[data-okno=status][data-state=online]").wait_for()
     await b.customer_types(page, "где посмотреть тарифы по картам на сайте")
