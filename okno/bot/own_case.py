@@ -4,7 +4,7 @@ person who can open the account can settle these, however well an article about 
 applications matches their words. Like a request for a person, such a message goes to one
 whatever the bot thinks of the rest of it.
 
-Three signs, each one a customer rarely writes when asking how something works:
+Five signs, each one a customer rarely writes when asking how something works:
 
 - a demand, in the imperative, that the bank undo, check or settle something (верните,
   проверьте, посмотрите, разберитесь, пересчитайте, оспорьте, снимите…), or "прошу / требую"
