@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -74,6 +74,22 @@ class Settings(BaseSettings):
     )
     job_lease_seconds: int = Field(
         default=300, ge=5, description="A job not finished in this time is retried elsewhere."
+    )
+    job_retry_base_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="A failed background job (a messenger send, an antivirus scan, a SIEM "
+        "shipment) is first retried after about this many seconds, then after twice as long "
+        "each time (±25 % jitter), up to OKNO_JOB_RETRY_MAX_SECONDS. A wait the platform "
+        "names itself (Retry-After) is kept instead.",
+    )
+    job_retry_max_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="The longest wait between two retries of a failed background job (before "
+        "jitter); at least OKNO_JOB_RETRY_BASE_SECONDS.",
     )
     access_token_minutes: int = Field(
         default=12 * 60, ge=1, description="Lifetime of a staff access token."
@@ -461,6 +477,14 @@ class Settings(BaseSettings):
     def _check_secret(cls, value: str) -> str:
         if value and len(value) < 32:
             raise ValueError("must be at least 32 characters (use a random string)")
+        return value
+
+    @field_validator("job_retry_max_seconds")
+    @classmethod
+    def _check_retry_max(cls, value: float, info: ValidationInfo) -> float:
+        base = info.data.get("job_retry_base_seconds")
+        if base is not None and value < base:
+            raise ValueError(f"must be at least OKNO_JOB_RETRY_BASE_SECONDS ({base:g})")
         return value
 
     @field_validator("attachment_type_limits_mb")

@@ -65,6 +65,11 @@ def make_settings(tmp_path: Path, database_url: str = "", **overrides: object) -
         "worker_in_process": False,
         "secret_key": "test-signing-key-0123456789-abcdefgh",
         "log_level": "info",
+        # A failed job is retried within a fraction of a second, not after 2, 4, 8 … s:
+        # tests of retries still see every failed try and the one delivery, without
+        # waiting out the production back-off (tests/jobs checks that schedule).
+        "job_retry_base_seconds": 0.05,
+        "job_retry_max_seconds": 1.0,
     }
     values.update(overrides)
     return load_settings(**values)

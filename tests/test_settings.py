@@ -33,6 +33,8 @@ def test_toml_file_is_read_and_env_wins(monkeypatch: pytest.MonkeyPatch, tmp_pat
         ("OKNO_LOG_LEVEL", "loud"),
         ("OKNO_DATABASE_URL", "mysql://x"),
         ("OKNO_SECRET_KEY", "short"),
+        ("OKNO_JOB_RETRY_BASE_SECONDS", "0"),
+        ("OKNO_JOB_RETRY_MAX_SECONDS", "1"),  # shorter than the first wait (2 s)
     ],
 )
 def test_bad_values_name_the_key(monkeypatch: pytest.MonkeyPatch, key: str, value: str) -> None:

@@ -112,10 +112,15 @@ async def finish(session: AsyncSession, *, job_id: int, worker_id: str) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-def backoff_seconds(attempt: int) -> float:
-    """Exponential backoff with jitter: ~2 s, 4 s, 8 s ... capped at one hour."""
-    base: float = min(3600.0, 2.0**attempt)
-    return float(base * random.uniform(0.75, 1.25))
+def backoff_seconds(attempt: int, *, base_seconds: float, max_seconds: float) -> float:
+    """The wait before retrying a job that failed its ``attempt``-th run: ``base_seconds``
+    doubled for each earlier failure, capped at ``max_seconds``, with ±25 % jitter so jobs
+    that failed together do not all come back at once. With the defaults
+    (``OKNO_JOB_RETRY_BASE_SECONDS`` 2, ``OKNO_JOB_RETRY_MAX_SECONDS`` 3600): ~2 s, 4 s,
+    8 s ... up to an hour."""
+    exponent = min(max(attempt, 1) - 1, 64)  # 2**64 times any base is past any cap
+    delay = min(max_seconds, base_seconds * 2.0**exponent)
+    return float(delay * random.uniform(0.75, 1.25))
 
 
 async def fail(
@@ -124,11 +129,13 @@ async def fail(
     job_id: int,
     worker_id: str,
     error: str,
+    retry_base_seconds: float,
+    retry_max_seconds: float,
     retry_after: float | None = None,
 ) -> str:
-    """Schedule a retry with backoff (or after ``retry_after`` seconds when the cause said
-    when, e.g. a platform's Retry-After), or give up after ``max_attempts``; returns the
-    status."""
+    """Schedule a retry with backoff (``backoff_seconds``; or after ``retry_after`` seconds
+    when the cause said when, e.g. a platform's Retry-After), or give up after
+    ``max_attempts``; returns the status."""
     job = await session.get(Job, job_id, with_for_update=True)
     if job is None or job.locked_by != worker_id or job.status != "running":
         return "lost"
@@ -139,7 +146,12 @@ async def fail(
         job.finished_at = utcnow()
     else:
         job.status = "pending"
-        delay = backoff_seconds(job.attempts) if retry_after is None else max(0.0, retry_after)
+        if retry_after is None:
+            delay = backoff_seconds(
+                job.attempts, base_seconds=retry_base_seconds, max_seconds=retry_max_seconds
+            )
+        else:
+            delay = max(0.0, retry_after)
         job.run_at = utcnow() + timedelta(seconds=delay)
     return job.status
 

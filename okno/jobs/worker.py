@@ -176,6 +176,8 @@ class Worker:
                             job_id=job_id,
                             worker_id=self.id,
                             error=error,
+                            retry_base_seconds=self.settings.job_retry_base_seconds,
+                            retry_max_seconds=self.settings.job_retry_max_seconds,
                             retry_after=getattr(exc, "retry_after", None),
                         )
                 except Exception:

@@ -67,8 +67,14 @@ class Phone:
         self.used: int | None = None  # the step of the last code the server accepted
 
     def current(self) -> str:
-        """The code the app shows now (what one types to confirm the set-up)."""
-        step = int(time.time() // totp.STEP_SECONDS)
+        """The code one types to confirm the set-up: the one the app showed a moment ago
+        (the server takes one step either side), so that the two codes after it are due
+        without waiting up to half a minute for the clock; late in a step, when the server
+        might already be in the next one, the code the app shows now."""
+        now = time.time()
+        step = int(now // totp.STEP_SECONDS)
+        if totp.STEP_SECONDS - now % totp.STEP_SECONDS > 5:
+            step -= 1
         self.used = step
         return self.totp.at(step * totp.STEP_SECONDS)
 

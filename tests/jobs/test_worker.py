@@ -81,18 +81,45 @@ async def test_failure_is_retried_with_backoff_then_succeeds(
     registry.register("test.record", recorder)
     async with db.transaction() as session:
         await service.enqueue(session, kind="test.record", payload={"n": 1})
-    worker = Worker(db, settings, registry)
+    # the tests' settings retry within a fraction of a second; here the wait must outlast
+    # the checks below
+    slow = settings.model_copy(
+        update={"job_retry_base_seconds": 60.0, "job_retry_max_seconds": 3600.0}
+    )
+    worker = Worker(db, slow, registry)
     await worker.drain()
     (job,) = await jobs(db)
     assert job.status == "pending" and job.attempts == 1
     assert "provider down" in (job.last_error or "")
-    assert job.run_at > utcnow()  # backoff: not due yet
+    assert job.run_at > utcnow() + timedelta(seconds=30)  # backoff: not due yet
     async with db.transaction() as session:  # time passes
         await session.execute(update(Job).values(run_at=utcnow() - timedelta(seconds=1)))
     await worker.drain()
     (job,) = await jobs(db)
     assert job.status == "done" and job.attempts == 2
     assert recorder.calls == [(1, 1), (1, 2)]
+
+
+def test_default_backoff_doubles_from_two_seconds_up_to_an_hour(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fields = Settings.model_fields
+    base, cap = fields["job_retry_base_seconds"].default, fields["job_retry_max_seconds"].default
+    assert (base, cap) == (2.0, 3600.0)
+
+    def schedule() -> list[float]:
+        return [
+            service.backoff_seconds(attempt, base_seconds=base, max_seconds=cap)
+            for attempt in range(1, 15)
+        ]
+
+    capped = [2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0] + [3600.0] * 3
+    for jitter in (0.75, 1.0, 1.25):  # the jitter's extremes and middle
+        monkeypatch.setattr(service.random, "uniform", lambda low, high, j=jitter: j)
+        assert schedule() == [s * jitter for s in capped]
+    monkeypatch.undo()
+    for waits in (schedule() for _ in range(20)):  # real jitter stays within ±25 %
+        assert all(0.75 * s <= w <= 1.25 * s for w, s in zip(waits, capped, strict=True))
 
 
 async def test_job_gives_up_after_max_attempts(db: Database, settings: Settings) -> None:
