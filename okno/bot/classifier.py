@@ -1,8 +1,6 @@
 """Which article does a free-text question belong to: a softmax regression over the
-articles, trained on the base's own titles and example questions, re-ranking what the
-retriever found. (It used to learn from a misspelt copy of each question too; since the demo
-base carries customers' own wordings, typos included, the copies doubled the build time for
-no measurable gain: ``docs/decisions.md``.)
+articles, trained on the base's own titles and example questions (and a misspelt copy of
+each), re-ranking what the retriever found.
 
 Why both: the retriever compares a message with each example question as a whole, so a
 paraphrase that shares few words with any single question of its article ranks low. The
@@ -19,12 +17,14 @@ pretrained: the same base gives the same model.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 
+from okno.bot.calibration import misspell
 from okno.bot.domain import content_features
 from okno.bot.text import Normalizer
 
@@ -64,18 +64,20 @@ class ArticleClassifier:
 
     @classmethod
     def fit(
-        cls, articles: Sequence[Sequence[str]], normalizer: Normalizer
+        cls, articles: Sequence[Sequence[str]], normalizer: Normalizer, *, seed: int = 0
     ) -> ArticleClassifier | None:
         """``articles``: each article's title and questions. None when the base is too
         small to tell articles apart or too large for the dense model."""
         if not MIN_ARTICLES <= len(articles) <= MAX_ARTICLES:
             return None
+        rng = random.Random(seed)
         samples: list[tuple[set[str], int]] = []
         for label, texts in enumerate(articles):
             for text in texts:
-                names = _content_features(text, normalizer)
-                if names:
-                    samples.append((names, label))
+                for variant in (text, misspell(text, rng)):
+                    names = _content_features(variant, normalizer)
+                    if names:
+                        samples.append((names, label))
         counts: dict[str, int] = {}
         for names, _ in samples:
             for f in names:

@@ -251,6 +251,7 @@ class Retriever:
             self.classifier = ArticleClassifier.fit(
                 [[t for t in (e.title, *e.questions) if t.strip()] for e in self.entries],
                 self.normalizer,
+                seed=len(self.entries),
             )
         examples = [t for e in self.entries for t in (e.title, *e.questions) if t.strip()]
         self.domain: DomainModel | None = None

@@ -56,7 +56,7 @@ def test_a_demand_about_ones_own_case_goes_to_a_person_with_its_topic(
 @pytest.mark.parametrize(
     ("text", "article"),
     [
-        ("как вернуть деньги за товар, купленный в интернете", "fraud-chargeback"),
+        ("как вернуть деньги за покупку в интернете", "fraud-chargeback"),
         ("подскажите, как заблокировать карту", "card-block"),
         ("заблокируйте карту, я её потерял", "card-lost-stolen"),
         ("какой лимит на снятие по карте на 1000 рублей в день", None),
