@@ -69,6 +69,27 @@ class Delivery(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class EarlyStatus(Base):
+    """A platform's report on a message id okno has not recorded yet.
+
+    A platform may report "delivered" or "failed" for a message in the moment it accepts
+    it, before okno's send job has stored the id the platform answered with. Such a report
+    is kept here and applied when the send is recorded, so it is not lost; reports nobody
+    claims (messages sent by another system on the same number) are dropped after a while.
+    """
+
+    __tablename__ = "early_statuses"
+    __table_args__ = (Index("ix_early_statuses_channel_external", "channel_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+    wait_for_customer: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
 class ChannelError(Base):
     """A recent problem of a channel an admin should see: a refused webhook, a send the
     platform rejected, a failed check. Only the newest ones per channel are kept."""

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.channels import kinds
 from okno.channels.adapter import STATUS_ORDER, Outbound, OutboundFile, SendFailed, StatusUpdate
-from okno.channels.models import Channel, ChannelError, Delivery
+from okno.channels.models import Channel, ChannelError, Delivery, EarlyStatus
 from okno.channels.ratelimit import limiter
 from okno.conversations.attachments import path_of
 from okno.conversations.models import Attachment, Conversation, Message
@@ -53,6 +53,9 @@ MAX_SEND_ATTEMPTS = 8
 # died mid-send frees it after this.
 LEASE_MARGIN_SECONDS = 5.0
 KEEP_ERRORS = 50
+# How long a report on a message id okno has not recorded yet is kept for its send to
+# claim (the send commits within moments; a report nobody claims is someone else's).
+EARLY_STATUS_KEPT = timedelta(minutes=10)
 
 
 class RetryLater(Exception):
@@ -309,6 +312,7 @@ async def _record_sent(db: Database, delivery_id: int, external_id: str) -> None
         delivery.last_error = None
         delivery.updated_at = utcnow()
         await _set_status(session, delivery, "sent")
+        await _apply_early(session, delivery)
 
 
 async def _record_failure(db: Database, delivery_id: int, reason: str, *, given_up: bool) -> None:
@@ -466,7 +470,13 @@ async def apply_status(session: AsyncSession, channel_id: int, update: StatusUpd
         .with_for_update()
     )
     if delivery is None:
+        await _keep_early(session, channel_id, update)
         return False
+    return await _apply_to(session, delivery, update)
+
+
+async def _apply_to(session: AsyncSession, delivery: Delivery, update: StatusUpdate) -> bool:
+    channel_id = delivery.channel_id
     if update.status == "failed" and update.wait_for_customer:
         if delivery.status in ("sent", "delivered"):
             await _start_wait(session, delivery, update.error or "the reply window is closed")
@@ -485,6 +495,49 @@ async def apply_status(session: AsyncSession, channel_id: int, update: StatusUpd
     delivery.updated_at = utcnow()
     await _set_status(session, delivery, update.status)
     return True
+
+
+async def _keep_early(session: AsyncSession, channel_id: int, update: StatusUpdate) -> None:
+    """Keep a report on a message id not recorded yet: the platform may answer our send
+    and report on the message before the send job has committed the id it was given."""
+    if not update.external_id:
+        return
+    now = utcnow()
+    await session.execute(
+        delete(EarlyStatus).where(EarlyStatus.received_at < now - EARLY_STATUS_KEPT)
+    )
+    session.add(
+        EarlyStatus(
+            channel_id=channel_id,
+            external_id=update.external_id[:200],
+            status=update.status[:20],
+            error=update.error,
+            wait_for_customer=update.wait_for_customer,
+            received_at=now,
+        )
+    )
+
+
+async def _apply_early(session: AsyncSession, delivery: Delivery) -> None:
+    """Apply, in the order they came, the reports that arrived before this send was
+    recorded."""
+    rows = await session.scalars(
+        select(EarlyStatus)
+        .where(
+            EarlyStatus.channel_id == delivery.channel_id,
+            EarlyStatus.external_id == delivery.external_id,
+        )
+        .order_by(EarlyStatus.id)
+    )
+    for row in list(rows.all()):
+        update = StatusUpdate(
+            external_id=row.external_id,
+            status=row.status,
+            error=row.error,
+            wait_for_customer=row.wait_for_customer,
+        )
+        await _apply_to(session, delivery, update)
+        await session.delete(row)
 
 
 async def _apply_watermark(session: AsyncSession, channel_id: int, update: StatusUpdate) -> bool:

@@ -27,6 +27,15 @@ def add_channel(settings: Settings, kind: str, name: str | None = None, **values
     return in_db(settings, add)
 
 
+def signed_in(client: TestClient, login: str) -> str:
+    """One token per login and app: helpers polled by ``eventually`` would otherwise sign in
+    many times a second and meet the sign-in rate limit while they wait."""
+    tokens: dict[str, str] = client.__dict__.setdefault("_okno_tokens", {})
+    if login not in tokens:
+        tokens[login] = staff_token(client, login)
+    return tokens[login]
+
+
 def message_count(settings: Settings) -> int:
     async def count(session: AsyncSession) -> int:
         return int(await session.scalar(select(func.count()).select_from(Message)) or 0)
@@ -48,14 +57,14 @@ def eventually(check: Callable[[], Any], within: float = 15.0, what: str = "") -
 def conversations(
     client: TestClient, login: str = "anna", status: str = "open"
 ) -> list[dict[str, Any]]:
-    token = staff_token(client, login)
+    token = signed_in(client, login)
     response = client.get(f"/api/v1/conversations?status={status}", headers=bearer(token))
     assert response.status_code == 200, response.text
     return list(response.json()["conversations"])
 
 
 def staff_messages(client: TestClient, conversation_id: int, login: str = "root") -> list[dict]:
-    token = staff_token(client, login)
+    token = signed_in(client, login)
     response = client.get(
         f"/api/v1/conversations/{conversation_id}/messages", headers=bearer(token)
     )

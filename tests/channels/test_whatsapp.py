@@ -49,6 +49,12 @@ from tests.channels.telegram_live import (
 from tests.conftest import make_settings
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
+UNDELIVERABLE = {
+    "code": 131026,
+    "title": "Message undeliverable",
+    "message": "Message undeliverable",
+    "error_data": {"details": "Message Undeliverable."},
+}
 PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< >>\n%%EOF\n"
 
 
@@ -345,17 +351,32 @@ def test_delivered_and_read_statuses_reach_staff_and_a_failure_is_shown(
     failed = status(
         fake.sent[1]["id"],
         "failed",
-        errors=[
-            {
-                "code": 131026,
-                "title": "Message undeliverable",
-                "message": "Message undeliverable",
-                "error_data": {"details": "Message Undeliverable."},
-            }
-        ],
+        errors=[UNDELIVERABLE],
     )
     assert hook(live, failed).status_code == 200
     assert last_delivery(live, dialog["id"]) == "failed"
+
+
+def test_a_status_that_arrives_before_the_send_returns_is_not_lost(
+    live: TestClient, fake: FakeWhatsApp
+) -> None:
+    """Meta may post "delivered" or "failed" for a message before its API call answers with
+    the message's id; okno applies the report once the send is recorded."""
+    hook(live, text("Статус?"))
+    dialog = the_dialog(live)
+    answered: list[int] = []
+    fake.on_sent = lambda wamid: answered.append(hook(live, status(wamid, "delivered")).status_code)
+    take_and_reply(live, dialog["id"], "Проверяю.")
+    eventually(lambda: last_delivery(live, dialog["id"]) == "delivered")
+    assert answered == [200]
+    answered.clear()
+    fake.on_sent = lambda wamid: answered.append(
+        hook(live, status(wamid, "failed", errors=[UNDELIVERABLE])).status_code
+    )
+    write(live, dialog["id"], "Ещё одно.")
+    eventually(lambda: last_delivery(live, dialog["id"]) == "failed")
+    assert answered == [200]
+    assert operator_deliveries(live, dialog["id"]) == ["delivered", "failed"]
 
 
 def test_a_file_is_uploaded_first_then_sent_by_its_media_id(fake: FakeWhatsApp) -> None:

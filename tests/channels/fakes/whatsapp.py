@@ -9,6 +9,7 @@ import itertools
 import json
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tests.channels.fakes.server import FakePlatform, Recorded, Reply
@@ -34,6 +35,9 @@ class FakeWhatsApp(FakePlatform):
         # Customers whose 24-hour window is closed on WhatsApp's side: free-form -> 131047.
         self.window_closed: set[str] = set()
         self.not_on_whatsapp: set[str] = set()
+        # Called with a message's id after it is taken and before the API answers: Meta's
+        # webhooks race the API's reply, so a status may reach okno before the send returns.
+        self.on_sent: Callable[[str], None] | None = None
         self._ids = itertools.count(1)
         v = rf"/{VERSION}"
         self.route("POST", rf"{v}/(?P<pnid>\d+)/messages", self._messages)
@@ -148,6 +152,8 @@ class FakeWhatsApp(FakePlatform):
             return self._error(131009, "(#131009) Parameter value is not valid", details=problem)
         wamid = f"wamid.HBgLMTU1NTAxMjM0NTYVAgARGBI{next(self._ids):06d}QUE="
         self.sent.append({**body, "id": wamid})
+        if self.on_sent is not None:
+            self.on_sent(wamid)
         return Reply(
             200,
             {
