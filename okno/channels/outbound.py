@@ -24,12 +24,13 @@ the platform's answer and one small commit.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okno.channels import kinds
@@ -56,6 +57,7 @@ KEEP_ERRORS = 50
 # How long a report on a message id okno has not recorded yet is kept for its send to
 # claim (the send commits within moments; a report nobody claims is someone else's).
 EARLY_STATUS_KEPT = timedelta(minutes=10)
+EARLY_LOCK_SPACE = 7_280_001  # pg_advisory_xact_lock(space, hash of channel and platform id)
 
 
 class RetryLater(Exception):
@@ -312,6 +314,7 @@ async def _record_sent(db: Database, delivery_id: int, external_id: str) -> None
         delivery.last_error = None
         delivery.updated_at = utcnow()
         await _set_status(session, delivery, "sent")
+        await _lock_platform_id(session, delivery.channel_id, delivery.external_id)
         await _apply_early(session, delivery)
 
 
@@ -469,10 +472,31 @@ async def apply_status(session: AsyncSession, channel_id: int, update: StatusUpd
         .where(Delivery.channel_id == channel_id, Delivery.external_id == update.external_id)
         .with_for_update()
     )
+    if delivery is None and update.external_id:
+        # The send may be committing this very id now: after the lock, either its commit
+        # is visible here or it will find the report kept below.
+        await _lock_platform_id(session, channel_id, update.external_id)
+        delivery = await session.scalar(
+            select(Delivery)
+            .where(Delivery.channel_id == channel_id, Delivery.external_id == update.external_id)
+            .with_for_update()
+        )
     if delivery is None:
         await _keep_early(session, channel_id, update)
         return False
     return await _apply_to(session, delivery, update)
+
+
+async def _lock_platform_id(session: AsyncSession, channel_id: int, external_id: str) -> None:
+    """Serialise recording a send and keeping an early report on the same platform id
+    (PostgreSQL; SQLite's writes are serial already)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(f"{channel_id}:{external_id}".encode(), digest_size=4).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": EARLY_LOCK_SPACE, "key": key}
+    )
 
 
 async def _apply_to(session: AsyncSession, delivery: Delivery, update: StatusUpdate) -> bool:
