@@ -45,7 +45,7 @@ SETS = (
     "blind3.yaml",
     *sorted(f"more/{p.name}" for p in (EVAL / "more").glob("*.yaml")),
 )
-THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35)
+THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 
 
 def _norm(text: str) -> str:
