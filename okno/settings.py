@@ -270,7 +270,7 @@ class Settings(BaseSettings):
         "dialogs back to the queue, in front of everyone.",
     )
     bot_answer_threshold: float = Field(
-        default=0.2,
+        default=0.3,
         ge=0.0,
         le=1.0,
         description="The bot answers when its confidence (the estimated probability that the "

@@ -1,7 +1,8 @@
 """Is a message a question for the knowledge base at all? A binary logistic regression over
 sparse features of the text — content lemmas and their pairs, character 3–5-grams of the
 lemmas, the little words (мне, мой, как, почему) and a few cues of a personal case (an
-amount, a date, a demand in the imperative) — trained on the base's own titles and example
+amount, a date, a demand in the imperative, something that happened told against what was
+expected, "why did you … me") — trained on the base's own titles and example
 questions (in the domain) against ``data/off_topic.yaml`` (not: chatter, requests that are
 not a bank's, disputes only a person can settle).
 
@@ -10,8 +11,9 @@ article" but "is this the kind of message the base answers". A message that need
 — chatter, an errand, a demand about one's own charge — can share the base's words; a long,
 upset message about a lost card looks like no single example question and still belongs to
 the base. Its limit: a short request whose other words are all strong bank words ("напиши
-стих про карту") still looks like the base; more such lines in the off-topic corpus are
-what teach it otherwise.
+стих про карту") can still look like the base; more such lines in the off-topic corpus are
+what teach it otherwise (about a hundred from four more writers taught it "сочини балладу о
+банковской карте", which it used to answer).
 
 Nothing is downloaded or pretrained: the same base and corpus give the same model.
 """
@@ -48,6 +50,16 @@ WAITING = re.compile(
 )
 REFERENCE = re.compile(r"№|(?:номер|договор\w*|обращени\w*|заявк\w*|заявлени\w*)\s*(?:№\s*)?\d")
 YOU = frozenset({"вы", "вас", "вам", "ваш", "ваша", "ваши", "вашего", "вашей"})
+# What was expected against what happened, the turn of a complaint: "закрыла карту, а
+# списывать продолжают", "хотя я всё оплатил", "так и не пришли".
+CONTRAST = re.compile(
+    r"\bхотя\b|\bвс[её] равно\b|\bтак и не\b|\bвс[её] ещ[её]\b|\bопять\b|\bснова\b|\bвисит\b"
+    r"|\bа (?:деньги|денег|на сч[её]т|на карт|в приложени|в прил|они|он|она|мне|теперь|сейчас)\b"
+)
+WHY_ME = re.compile(
+    r"\b(?:почему|зачем|с какой стати|на каком основании|за что)\b.*"
+    r"\b(?:мне|меня|мой|моя|мою|мои|моего|моей|моих|вы|нам|нас)\b"
+)
 
 
 @lru_cache(maxsize=100_000)
@@ -109,6 +121,15 @@ def features(text: str, normalizer: Normalizer) -> list[str]:
         "no_content": not content,
         "one_word": len(content) <= 1,
     }
+    did = any(_did(w) for w in words)
+    contrast = bool(CONTRAST.search(folded))
+    cues |= {
+        "did": did,  # something that happened, told: a story rather than a question
+        "me+did": me and did,
+        "contrast": contrast,
+        "did+contrast": did and contrast,
+        "why_me": bool(WHY_ME.search(folded)),  # "почему с меня сняли", not "почему карта…"
+    }
     out.extend(f"q:{name}" for name, on in cues.items() if on)
     out.append(f"n:{min(len(content), 8)}")
     return out
@@ -149,6 +170,15 @@ def _done_to_me(word: str) -> bool:
         return False
     tag = _morph().parse(word)[0].tag
     return "VERB" in tag and "past" in tag and "plur" in tag
+
+
+@lru_cache(maxsize=100_000)
+def _did(word: str) -> bool:
+    """A verb in the past tense (закрыла, оплатил, перевели): something that happened."""
+    if len(word) < 4 or not ("а" <= word[0] <= "я"):
+        return False
+    tag = _morph().parse(word)[0].tag
+    return "VERB" in tag and "past" in tag
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,6 @@ def test_a_request_that_borrows_bank_words_goes_to_a_person(
         assert d.decision == "handoff", (text, d.confidence)
 
 
-@pytest.mark.xfail(strict=True, reason="known limit: two strong bank words outweigh one verb")
 def test_a_short_creative_request_about_a_card_goes_to_a_person(
     demo: Retriever, threshold: float
 ) -> None:
