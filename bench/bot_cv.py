@@ -1,16 +1,17 @@
 """Cross-validated figures on the development sets, now that the demo base has learned their
 wordings.
 
-Since 2026-11-23 the demo knowledge base carries the in-scope wordings of the three
-development sets (``phrasings.yaml``, ``blind.yaml``, ``blind2.yaml``) as example questions,
-and ``off_topic.yaml`` their messages that need a person — the way a bank's content team
-feeds customers' own wordings back through the **Без ответа** tab. Evaluated directly, those
-sets would only measure recall of known text. This script takes those wordings out again
-and runs K-fold cross-validation: each fold is measured by a base that learned the other
-folds' wordings (``learned``) or none of them (``base``), so choices such as the default
-threshold can still be made without the held-out set.
+Since 2026-11-23 the demo knowledge base carries the in-scope wordings of the development
+sets (``phrasings.yaml``, ``blind*.yaml`` up to ``blind3.yaml``, and the eight writers of
+``more/``) as example questions, and ``off_topic.yaml`` their messages that need a person —
+the way a bank's content team feeds customers' own wordings back through the **Без ответа**
+tab. Evaluated directly, those sets would only measure recall of known text. This script
+takes those wordings out again and cross-validates: each fold is measured by a base that
+learned the other folds' wordings (``learned``) or none of them (``base``), so choices such
+as the default threshold can still be made without the held-out sets. ``--by-set`` makes
+each set (each writer) one fold: the rule for choices, since shuffled folds share writers.
 
-    python3 bench/bot_cv.py                  # both modes, 4 folds
+    python3 bench/bot_cv.py --by-set --mode learned   # leave one writer out
     python3 bench/bot_cv.py --mode learned --folds 5
 """
 
