@@ -2,7 +2,8 @@
 "хочу поговорить с живым человеком"), whatever the bot thinks of the rest of the message.
 
 A mention is not a request: "звонил сотрудник банка, просил перевести деньги", "как быстро
-отвечает оператор" and "хотим платить зарплату сотрудникам" are questions for the base,
+отвечает оператор", "хотим платить зарплату сотрудникам" and "хотим, чтобы сотрудники
+получали зарплату на карты" are questions for the base,
 and handing them off because they name a person costs the customer an answer they could
 have had at once. So the person word (``оператор`` after the thesaurus has mapped
 сотрудник, менеджер, живой человек… onto it) counts only when it is nearly the whole
@@ -14,7 +15,7 @@ from __future__ import annotations
 import re
 
 from okno.bot.domain import _imperative
-from okno.bot.text import STOP, Normalizer, lemma, tokens
+from okno.bot.text import STOP, Normalizer, _morph, lemma, tokens
 
 PERSON = "оператор"
 # Verbs and nouns of getting in touch: they ask for a person a few words away
@@ -41,6 +42,11 @@ SOMEONE = frozenset({"кто"})  # "с кем-нибудь" reads as "с", "кт
 QUESTION = frozenset({"как", "сколько", "когда", "долго", "почему", "зачем"})
 
 ADDRESS = re.compile(r"^\W*(\w+)\s*[,!:—-]")
+# Staff in the plural doing something ("чтобы сотрудники получали зарплату на карты"): a
+# company's employees, the subject of the sentence, not someone asked for.
+STAFF_DOING = re.compile(
+    r"\b(?:сотрудники|операторы|специалисты|консультанты|менеджеры|работники)\s+([а-яё]+)"
+)
 
 
 def asks_for_person(text: str, normalizer: Normalizer) -> bool:
@@ -58,17 +64,36 @@ def asks_for_person(text: str, normalizer: Normalizer) -> bool:
     if called and normalizer.sequence(called.group(1)) == [PERSON]:
         return True
     words = tokens(text)
+    staff_doing = _staff_doing(text.lower())
     for i in where:
         before = sequence[max(0, i - 3) : i]
         after = sequence[i + 1 : i + 3]
         if CONTACT & set(before) or CONTACT & set(after[:1]):
             return True
-        if _wanted(sequence, i) or WANT & set(after[:1]):
+        if not staff_doing and (_wanted(sequence, i) or WANT & set(after[:1])):
             return True
         near = [*before[-2:], *after]
         if any(_imperative(w) for w in words if _lemma_in(w, near, normalizer)):
             return True
     return False
+
+
+def _staff_doing(text: str) -> bool:
+    """Every staff word is a plural subject of a verb other than answering or getting in
+    touch: "хотим, чтобы сотрудники получали зарплату" wants something of the staff, not
+    them ("хочу, чтобы со мной связались специалисты" still asks)."""
+    found = list(STAFF_DOING.finditer(text))
+    if not found:
+        return False
+    for m in found:
+        verb = m.group(1)
+        if not _finite_verb(verb) or lemma(verb) in CONTACT | REPLY:
+            return False
+    return True
+
+
+def _finite_verb(word: str) -> bool:
+    return "VERB" in _morph().parse(word)[0].tag
 
 
 def _someone_to_talk_to(sequence: list[str]) -> bool:

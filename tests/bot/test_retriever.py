@@ -125,6 +125,7 @@ def test_naming_a_person_is_not_asking_for_one() -> None:
         "как быстро отвечает оператор",
         "как долго обычно ждать ответа сотрудника в чате",
         "можно перевести деньги другому человеку по номеру телефона",
+        "хотим, чтобы сотрудники получали зарплату на карты",
     ):
         d = decide(r, text, threshold=0.0, now=NOW)
         assert d.reason != "human_requested", text
@@ -132,6 +133,8 @@ def test_naming_a_person_is_not_asking_for_one() -> None:
         "хочу поговорить с вашим сотрудником",
         "мне нужен специалист",
         "менеджера позовите",
+        "хочу, чтобы со мной связались специалисты",
+        "хочу, чтобы сотрудник перезвонил",
     ):
         assert decide(r, text, threshold=0.0, now=NOW).reason == "human_requested", text
 
