@@ -259,6 +259,7 @@ class KnowledgeBase:
         self.answers: dict[str, Entry] = {}
         self._fingerprint: tuple[int, int, str] | None = None
         self._checked = 0.0
+        self._invalidated = 0.0
         self._lock = asyncio.Lock()
 
     def recent(self) -> Retriever | None:
@@ -271,6 +272,7 @@ class KnowledgeBase:
     def invalidate(self) -> None:
         """The base was just changed through this process: check before the next use."""
         self._checked = 0.0
+        self._invalidated = time.monotonic()
 
     async def current(self, session: AsyncSession) -> Retriever:
         fresh = self.recent()
@@ -279,7 +281,8 @@ class KnowledgeBase:
         checked = time.monotonic()
         mark = await fingerprint(session)
         if mark == self._fingerprint:
-            self._checked = checked
+            if self._invalidated < checked:
+                self._checked = checked
             return self.retriever
         async with self._lock:
             if mark != self._fingerprint:
@@ -287,8 +290,11 @@ class KnowledgeBase:
                 self.retriever = await asyncio.to_thread(Retriever, items)
                 self.answers = {e.article_id: e for e in items}
                 self._fingerprint = mark
-            # only now is it fresh: a concurrent caller must not take the old index
-            self._checked = checked
+            # only now is it fresh: a concurrent caller must not take the old index; and
+            # not at all if the base was changed after this check began (a build that
+            # started before an import must not make its old index look fresh)
+            if self._invalidated < checked:
+                self._checked = checked
         return self.retriever
 
 

@@ -507,6 +507,41 @@ async def test_two_dialogs_keep_their_drafts_typing_shows_both_ways_and_files_go
         assert page.errors == [], page.errors
 
 
+async def test_topic_and_tags_saved_one_after_the_other_are_both_kept(
+    floor: srv.OknoServer, chromium: Any
+) -> None:
+    """The topic's save and the tags' save may reach the server in either order; neither
+    may undo the other (each sends only the field that changed)."""
+    anna = await b.staff_page(chromium, floor.url, "anna", PASSWORD)
+    await anna.locator("[data-okno=conn][data-state=online]").wait_for()
+    customer = await b.customer_page(chromium, floor.url, WIDGET_KEY)
+    await b.customer_types(customer, "Не приходит смс с кодом для входа")
+    await anna.locator("[data-okno=conv]", has_text="смс с кодом").click()
+    view = anna.locator("[data-okno=dialog-view]:visible")
+    conversation_id = int(await view.get_attribute("data-conversation") or 0)
+
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_first_save(route: Any) -> None:
+        if route.request.method == "PATCH" and not held.is_set():
+            held.set()
+            await release.wait()  # it reaches the server after the second one
+        await route.continue_()
+
+    await anna.route(f"**/api/v1/conversations/{conversation_id}", hold_the_first_save)
+    await view.locator("[data-okno=topic]").fill("Вход в приложение")
+    await view.locator("[data-okno=topic]").press("Enter")  # saved: the topic
+    await asyncio.wait_for(held.wait(), 10)
+    async with anna.expect_event("requestfinished", lambda r: r.method == "PATCH"):
+        await view.locator("[data-okno=tags]").fill("смс, приложение")
+        await view.locator("[data-okno=tags]").press("Enter")  # saved: the tags
+    async with anna.expect_event("requestfinished", lambda r: r.method == "PATCH"):
+        release.set()
+    saved = conversation(floor, conversation_id)
+    assert (saved["topic"], saved["tags"]) == ("Вход в приложение", ["смс", "приложение"])
+    assert anna.errors == [], anna.errors
+
+
 async def test_admin_forms_say_what_is_wrong_next_to_the_field_in_either_language(
     floor: srv.OknoServer, chromium: Any
 ) -> None:

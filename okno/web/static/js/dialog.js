@@ -144,26 +144,52 @@ export class DialogView {
     );
     this.head.replaceChildren(h("h2", { "data-okno": "dialog-customer", text: c.customer.name }), meta, actions);
 
-    const editable = this.mode === "operator" && c.status !== "closed";
-    const topic = h("input", { value: c.topic || "", "data-okno": "topic", list: "okno-topics", size: 14, disabled: !editable });
-    const tags = h("input", { value: (c.tags || []).join(", "), "data-okno": "tags", size: 22, disabled: !editable });
-    const save = () => {
-      const newTopic = topic.value.trim() || null;
-      const newTags = tags.value.split(",").map((s) => s.trim()).filter(Boolean);
-      if (newTopic === (c.topic || null) && newTags.join(",") === (c.tags || []).join(",")) return;
-      this.act("patch", { topic: newTopic ?? "", tags: newTags });
-    };
-    for (const input of [topic, tags]) {
-      input.addEventListener("change", save);
-      input.addEventListener("keydown", (e) => e.key === "Enter" && input.blur());
-    }
-    this.fields.replaceChildren(
-      h("label", {}, t("dialog.topic"), topic),
-      h("label", {}, t("dialog.tags"), tags),
-    );
+    this.renderFields();
     this.renderBanner();
     this.renderComposerState();
     this.renderVerification();
+  }
+
+  /** Topic and tags. The inputs are made once and then only brought up to date: the
+   * answer to saving one field re-renders the dialog, and rebuilding the inputs then
+   * wiped what the operator had meanwhile typed into the other (lost tags). A field the
+   * operator is editing keeps their text; it is saved on its own change. */
+  renderFields() {
+    const c = this.conv;
+    const editable = this.mode === "operator" && c.status !== "closed";
+    const shown = { topic: c.topic || "", tags: (c.tags || []).join(", ") };
+    if (!this.topicInput) {
+      this.topicInput = h("input", { "data-okno": "topic", list: "okno-topics", size: 14 });
+      this.tagsInput = h("input", { "data-okno": "tags", size: 22 });
+      for (const input of [this.topicInput, this.tagsInput]) {
+        input.value = input === this.topicInput ? shown.topic : shown.tags;
+        input.dataset.saved = input.value;
+        input.addEventListener("change", () => this.saveFields());
+        input.addEventListener("keydown", (e) => e.key === "Enter" && input.blur());
+      }
+      this.fields.replaceChildren(
+        h("label", {}, t("dialog.topic"), this.topicInput),
+        h("label", {}, t("dialog.tags"), this.tagsInput),
+      );
+    }
+    for (const [input, value] of [[this.topicInput, shown.topic], [this.tagsInput, shown.tags]]) {
+      const editing = document.activeElement === input || input.value !== input.dataset.saved;
+      if (!editing) input.value = value;
+      input.dataset.saved = value;
+      input.disabled = !editable;
+    }
+  }
+
+  /** Only the field that changed is sent: two saves in flight (topic, then tags right
+   * after) must not overwrite each other with what the other field held before. */
+  saveFields() {
+    const c = this.conv;
+    const body = {};
+    const newTopic = this.topicInput.value.trim();
+    const newTags = this.tagsInput.value.split(",").map((s) => s.trim()).filter(Boolean);
+    if (newTopic !== (c.topic || "")) body.topic = newTopic;
+    if (newTags.join(",") !== (c.tags || []).join(",")) body.tags = newTags;
+    if (Object.keys(body).length) this.act("patch", body);
   }
 
   // ---------------------------------------------------------------- verification
