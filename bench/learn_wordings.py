@@ -63,7 +63,12 @@ def add_questions(kb_text: str, extra: dict[str, list[str]]) -> tuple[str, int]:
 def load(path: Path) -> list[dict[str, Any]]:
     if path.name in HELD_OUT:
         raise SystemExit(f"{path.name} is a held-out set: it must never be learned")
-    data = yaml.safe_load(path.read_text("utf-8"))
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SystemExit(f"{path}: cannot read it ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("phrasings"), list):
+        raise SystemExit(f"{path}: no list under 'phrasings'")
     return list(data["phrasings"])
 
 
@@ -80,8 +85,9 @@ def main() -> None:
     seen_off = {norm(str(t)) for lines in off.values() for t in lines or []}
     extra: dict[str, list[str]] = {}
     handoffs: list[str] = []
-    for path in args.sets:
-        for p in load(path):
+    sets = [load(path) for path in args.sets]  # every file checked before anything is written
+    for phrasings in sets:
+        for p in phrasings:
             text = str(p["text"])
             key = norm(text)
             if not key:

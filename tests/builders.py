@@ -108,6 +108,15 @@ def staff_token(client: TestClient, login: str) -> str:
     return token
 
 
+def signed_in(client: TestClient, login: str) -> str:
+    """One token per app and login: helpers polled while a test waits would otherwise sign
+    in many times a second and meet the sign-in rate limit."""
+    tokens: dict[str, str] = client.__dict__.setdefault("_okno_tokens", {})
+    if login not in tokens:
+        tokens[login] = staff_token(client, login)
+    return tokens[login]
+
+
 def widget_session(client: TestClient, visitor: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"widget_key": WIDGET_KEY}
     if visitor is not None:

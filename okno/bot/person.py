@@ -64,7 +64,7 @@ def asks_for_person(text: str, normalizer: Normalizer) -> bool:
     if called and normalizer.sequence(called.group(1)) == [PERSON]:
         return True
     words = tokens(text)
-    staff_doing = _staff_doing(text.lower())
+    staff_doing = _staff_doing(text.lower(), mentions=len(where))
     for i in where:
         before = sequence[max(0, i - 3) : i]
         after = sequence[i + 1 : i + 3]
@@ -78,12 +78,13 @@ def asks_for_person(text: str, normalizer: Normalizer) -> bool:
     return False
 
 
-def _staff_doing(text: str) -> bool:
-    """Every staff word is a plural subject of a verb other than answering or getting in
-    touch: "хотим, чтобы сотрудники получали зарплату" wants something of the staff, not
-    them ("хочу, чтобы со мной связались специалисты" still asks)."""
+def _staff_doing(text: str, *, mentions: int) -> bool:
+    """Every one of the ``mentions`` staff words is a plural subject of a verb other than
+    answering or getting in touch: "хотим, чтобы сотрудники получали зарплату" wants
+    something of the staff, not them ("хочу, чтобы со мной связались специалисты" and
+    "хочу оператора, а то сотрудники молчат" still ask)."""
     found = list(STAFF_DOING.finditer(text))
-    if not found:
+    if not found or len(found) < mentions:
         return False
     for m in found:
         verb = m.group(1)

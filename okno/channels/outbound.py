@@ -467,20 +467,17 @@ async def apply_status(session: AsyncSession, channel_id: int, update: StatusUpd
     Only forward moves count, so a late or replayed report changes nothing."""
     if update.up_to is not None:
         return await _apply_watermark(session, channel_id, update)
-    delivery = await session.scalar(
+    by_platform_id = (
         select(Delivery)
         .where(Delivery.channel_id == channel_id, Delivery.external_id == update.external_id)
         .with_for_update()
     )
+    delivery = await session.scalar(by_platform_id)
     if delivery is None and update.external_id:
         # The send may be committing this very id now: after the lock, either its commit
         # is visible here or it will find the report kept below.
         await _lock_platform_id(session, channel_id, update.external_id)
-        delivery = await session.scalar(
-            select(Delivery)
-            .where(Delivery.channel_id == channel_id, Delivery.external_id == update.external_id)
-            .with_for_update()
-        )
+        delivery = await session.scalar(by_platform_id)
     if delivery is None:
         await _keep_early(session, channel_id, update)
         return False

@@ -23,7 +23,7 @@ from tests.builders import (
     cmid,
     customer_says,
     in_db,
-    staff_token,
+    signed_in,
     widget_session,
 )
 
@@ -67,15 +67,6 @@ articles:
 COLLEAGUE = "Перезагрузите телефон и запросите код через минуту — обычно это помогает."
 
 
-def _token(client: TestClient, login: str) -> str:
-    """One token per test client and login: sign-in is rate limited per login, and these
-    tests are about suggestions, not signing in."""
-    tokens: dict[str, str] = client.__dict__.setdefault("_test_tokens", {})
-    if login not in tokens:
-        tokens[login] = staff_token(client, login)
-    return tokens[login]
-
-
 @pytest.fixture
 def bank(client: TestClient) -> TestClient:
     """The app with the small knowledge base above imported."""
@@ -87,7 +78,7 @@ def _import(client: TestClient, body: str) -> None:
     response = client.post(
         "/api/v1/kb/import",
         content=body.encode(),
-        headers={**bearer(_token(client, "root")), "Content-Type": "application/yaml"},
+        headers={**bearer(signed_in(client, "root")), "Content-Type": "application/yaml"},
     )
     assert response.status_code == 200, response.text
 
@@ -102,7 +93,7 @@ def new_dialog(client: TestClient, text: str) -> int:
 def suggestions(client: TestClient, login: str, conversation_id: int) -> dict[str, Any]:
     response = client.get(
         f"/api/v1/conversations/{conversation_id}/reply-suggestions",
-        headers=bearer(_token(client, login)),
+        headers=bearer(signed_in(client, login)),
     )
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()
@@ -113,21 +104,21 @@ def send(client: TestClient, login: str, conversation_id: int, text: str, **extr
     return client.post(
         f"/api/v1/conversations/{conversation_id}/messages",
         json={"client_msg_id": cmid(), "text": text, **extra},
-        headers=bearer(_token(client, login)),
+        headers=bearer(signed_in(client, login)),
     )
 
 
 def reject(client: TestClient, login: str, suggestion_id: int) -> Any:
     return client.post(
         f"/api/v1/reply-suggestions/{suggestion_id}/reject",
-        headers=bearer(_token(client, login)),
+        headers=bearer(signed_in(client, login)),
     )
 
 
 def staff_messages(client: TestClient, conversation_id: int) -> list[str]:
     response = client.get(
         f"/api/v1/conversations/{conversation_id}/messages",
-        headers=bearer(_token(client, "root")),
+        headers=bearer(signed_in(client, "root")),
     )
     return [m["text"] for m in response.json()["messages"] if m["author_kind"] == "operator"]
 
@@ -339,7 +330,7 @@ def test_a_retried_send_records_the_decision_once(bank: TestClient) -> None:
     conversation = new_dialog(bank, "Потерял карту, что делать?")
     offered = suggestions(bank, "anna", conversation)["suggestions"][0]
     body = {"client_msg_id": cmid(), "text": offered["text"], "suggestion_id": offered["id"]}
-    headers = bearer(_token(bank, "anna"))
+    headers = bearer(signed_in(bank, "anna"))
     url = f"/api/v1/conversations/{conversation}/messages"
     assert bank.post(url, json=body, headers=headers).status_code == 201
     retry = bank.post(url, json=body, headers=headers)
@@ -353,10 +344,10 @@ def test_an_operator_of_another_team_is_refused(bank: TestClient) -> None:
     taken = bank.post(
         f"/api/v1/conversations/{conversation}/assign",
         json={},
-        headers=bearer(_token(bank, "anna")),
+        headers=bearer(signed_in(bank, "anna")),
     )
     assert taken.status_code == 200, taken.text
-    olga = bearer(_token(bank, "olga"))
+    olga = bearer(signed_in(bank, "olga"))
     shown = bank.get(f"/api/v1/conversations/{conversation}/reply-suggestions", headers=olga)
     assert (shown.status_code, shown.json()["code"]) == (403, "forbidden_team")
     refused = reject(bank, "olga", offered["id"])
@@ -364,7 +355,7 @@ def test_an_operator_of_another_team_is_refused(bank: TestClient) -> None:
     assert bank.get(f"/api/v1/conversations/{conversation}/reply-suggestions").status_code == 401
     assert suggestions(bank, "anna", conversation)["suggestions"][0]["outcome"] is None
     missing = bank.get(
-        "/api/v1/conversations/999999/reply-suggestions", headers=bearer(_token(bank, "anna"))
+        "/api/v1/conversations/999999/reply-suggestions", headers=bearer(signed_in(bank, "anna"))
     )
     assert missing.status_code == 404
 

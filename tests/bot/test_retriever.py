@@ -135,6 +135,7 @@ def test_naming_a_person_is_not_asking_for_one() -> None:
         "менеджера позовите",
         "хочу, чтобы со мной связались специалисты",
         "хочу, чтобы сотрудник перезвонил",
+        "хочу оператора, а то сотрудники молчат",
     ):
         assert decide(r, text, threshold=0.0, now=NOW).reason == "human_requested", text
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okno.channels import service as channels
 from okno.conversations.models import Message
 from okno.settings import Settings
-from tests.builders import bearer, in_db, staff_token
+from tests.builders import bearer, in_db, signed_in
 
 
 def add_channel(settings: Settings, kind: str, name: str | None = None, **values: Any) -> int:
@@ -25,15 +25,6 @@ def add_channel(settings: Settings, kind: str, name: str | None = None, **values
         return channel.id
 
     return in_db(settings, add)
-
-
-def signed_in(client: TestClient, login: str) -> str:
-    """One token per login and app: helpers polled by ``eventually`` would otherwise sign in
-    many times a second and meet the sign-in rate limit while they wait."""
-    tokens: dict[str, str] = client.__dict__.setdefault("_okno_tokens", {})
-    if login not in tokens:
-        tokens[login] = staff_token(client, login)
-    return tokens[login]
 
 
 def message_count(settings: Settings) -> int:
